@@ -1,0 +1,29 @@
+"""Shared test helpers: where the real shared data lives, and tiny datasets written on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GAZELAB_SHARED_DATA", PROJECT_ROOT / ".." / "shared" / "data"))
+REAL_GAZEFOLLOW = SHARED_DATA / "gazefollow_val_annotations_new.txt"
+
+
+def write_image(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
+    """A small random JPEG of ``size`` (w, h) at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data not found at {SHARED_DATA} (set GAZELAB_SHARED_DATA)")
+    return SHARED_DATA
