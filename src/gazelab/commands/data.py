@@ -31,7 +31,7 @@ def check(
     annotations = read_annotations(path, format=format, root=root, split=split, check_images=images)
     console = Console()
     report = annotations.report
-    console.print(f"{report.source} — format {report.format}", markup=False, highlight=False)
+    typer.echo(f"{report.source} — format {report.format}")
     console.print(_summary_table(annotations))
     if annotations and all(f.size is None for f in annotations):
         console.print("note: no images found — annotations checked alone (image sizes unknown; "
@@ -41,7 +41,7 @@ def check(
     if report.rows_skipped:
         console.print(f"[bold red]{report.rows_skipped} rows rejected[/] — first {len(report.examples)}:")
         for example in report.examples:
-            console.print(f"  {example}", markup=False, highlight=False)
+            typer.echo(f"  {example}")
         raise typer.Exit(code=1)
     console.print("[green]all rows usable[/]")
 
