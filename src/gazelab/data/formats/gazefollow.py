@@ -229,7 +229,8 @@ def _person_rows(frame: Frame, person: Person, index: int, split: str) -> list[l
     if split == "test" and person.inout is False:
         raise ValueError(f"{frame.path}: GazeFollow test rows cannot be out of frame")
     body = person.body.as_tuple() if person.body is not None else (0.0, 0.0, 0.0, 0.0)
-    body_xywh = (body[0], body[1], body[2] - body[0], body[3] - body[1])
+    # xyxy -> xywh: round away the float noise of the subtraction (files hold 2-5 decimals).
+    body_xywh = tuple(round(v, 12) for v in (body[0], body[1], body[2] - body[0], body[3] - body[1]))
     eye = person.eye if person.eye is not None else (person.head.center if person.head else (0.0, 0.0))
     text = list(person.extra.get("text", ()))
     source, meta = (text + ["synthetic", "False"])[:2] if len(text) != 1 else ("synthetic", text[0])
