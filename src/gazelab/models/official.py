@@ -1,0 +1,102 @@
+"""Official checkpoint formats -> gazelab models, with key maps and strict loading.
+
+- DINOv2: the official ``dinov2_*_pretrain.pth`` files need no renaming; Hugging Face copies
+  (``facebook/dinov2-*`` ``model.safetensors``: ``embeddings.*``, ``encoder.layer.i.*`` with separate
+  query/key/value) are mapped to the official names.
+- Gaze-LLE: released ``gazelle_dinov2_*.pt`` files hold the decoder only (the backbone comes from the DINOv2
+  file); a full official model state dict (``backbone.model.*``) and gazelab's own files (``backbone.*``)
+  load too. The fixed ``pos_embed`` buffer is taken from the file when present, recomputed otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from gazelab.models.backbones.dinov2 import DinoV2
+from gazelab.models.checkpoints import CheckpointError, LoadReport, load_state
+from gazelab.models.gazelle import GazeLLE
+
+_HF_DINOV2_RENAMES = [
+    (r"^embeddings\.cls_token$", "cls_token"),
+    (r"^embeddings\.mask_token$", "mask_token"),
+    (r"^embeddings\.position_embeddings$", "pos_embed"),
+    (r"^embeddings\.register_tokens$", "register_tokens"),
+    (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
+    (r"^encoder\.layer\.(\d+)\.layer_scale([12])\.lambda1$", r"blocks.\1.ls\2.gamma"),
+    (r"^encoder\.layer\.(\d+)\.mlp\.weights_in\.", r"blocks.\1.mlp.w12."),
+    (r"^encoder\.layer\.(\d+)\.mlp\.weights_out\.", r"blocks.\1.mlp.w3."),
+    (r"^encoder\.layer\.(\d+)\.(norm[12]|mlp\.fc[12])\.", r"blocks.\1.\2."),
+    (r"^layernorm\.", "norm."),
+]
+_HF_QKV = re.compile(r"^encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$")
+
+
+def dinov2_from_hf(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Hugging Face ``Dinov2Model`` / ``Dinov2WithRegistersModel`` names -> official DINOv2 names.
+
+    Separate query/key/value projections are concatenated into ``qkv`` (in that order). Unknown keys are
+    kept, so strict loading reports them.
+    """
+    out: dict[str, Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
+    for key, value in state_dict.items():
+        match = _HF_QKV.match(key)
+        if match:
+            layer, part, leaf = match.groups()
+            qkv.setdefault((layer, leaf), {})[part] = value
+            continue
+        for pattern, replacement in _HF_DINOV2_RENAMES:
+            key, hits = re.subn(pattern, replacement, key)
+            if hits:
+                break
+        out[key] = value
+    for (layer, leaf), parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise CheckpointError(f"layer {layer}: attention {leaf} has only {sorted(parts)} of query/key/value")
+        out[f"blocks.{layer}.attn.qkv.{leaf}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
+    return out
+
+
+def load_dinov2(backbone: DinoV2, state_dict: Mapping[str, Tensor], source: str) -> LoadReport:
+    """Official DINOv2 (or Hugging Face) weights into ``backbone``, strictly."""
+    if "embeddings.cls_token" in state_dict:
+        state_dict = dinov2_from_hf(state_dict)
+    return load_state(backbone, state_dict, source)
+
+
+def _is_inout_key(key: str) -> bool:
+    return key.startswith(("inout_token.", "inout_head."))
+
+
+def load_gazelle(
+    model: GazeLLE, state_dict: Mapping[str, Tensor], source: str, allow_missing_inout: bool = False
+) -> LoadReport:
+    """Gaze-LLE weights (released decoder file, full official model, or gazelab's own) into ``model``.
+
+    A file without any backbone key is a decoder file: the report lists the backbone keys (load the DINOv2
+    file next). With
+    ``allow_missing_inout`` a file without the in/out head (a GazeFollow model) loads into an in/out model,
+    leaving that head as initialised — how VAT fine-tuning starts. Anything else missing is an error.
+    """
+    state = {re.sub(r"^backbone\.model\.", "backbone.", k): v for k, v in state_dict.items()}
+    pos_embed = state.pop("pos_embed", None)
+    if pos_embed is not None and pos_embed.shape != model.pos_embed.shape:
+        raise CheckpointError(
+            f"{source}: pos_embed is {tuple(pos_embed.shape)}, the model needs {tuple(model.pos_embed.shape)} "
+            "(a different decoder width or input size)"
+        )
+    decoder_only = not any(k.startswith("backbone.") for k in state)
+
+    def allowed(key: str) -> bool:
+        return (decoder_only and key.startswith("backbone.")) or (allow_missing_inout and _is_inout_key(key))
+
+    report = load_state(model, state, source, allow_missing=allowed)
+    if pos_embed is not None:
+        with torch.no_grad():
+            model.pos_embed.copy_(pos_embed)
+    return report

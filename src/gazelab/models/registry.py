@@ -1,0 +1,159 @@
+"""The model zoo: every model by name, with its architecture and where its published weights live.
+
+``create_model(name, pretrained=...)`` is the only way the rest of gazelab (and users) build models, so a
+name always means the same architecture, preprocessing and weights. Checksums and sizes are listed only when
+known from the publisher; ``None`` means "not verified beyond loading strictly".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from torch import Tensor
+
+from gazelab.errors import GazelabError
+from gazelab.models.base import GazeModel
+from gazelab.models.checkpoints import LoadReport, WeightFile, fetch, load_state_dict_file
+from gazelab.models.gazelle import GazeLLE, GazeLLEConfig
+from gazelab.models.official import load_dinov2, load_gazelle
+
+GAZELLE_RELEASE = "https://github.com/fkryan/gazelle/releases/download/v1.0.0/"
+DINOV2_RELEASE = "https://dl.fbaipublicfiles.com/dinov2/"
+
+
+def _dinov2_file(arch: str, registers: int = 0) -> WeightFile:
+    suffix = f"_reg{registers}" if registers else ""
+    return WeightFile(f"{DINOV2_RELEASE}{arch}/{arch}{suffix}_pretrain.pth")
+
+
+DINOV2_WEIGHTS: dict[str, WeightFile] = {
+    **{f"dinov2_vit{s}14": _dinov2_file(f"dinov2_vit{s}14") for s in "sblg"},
+    **{f"dinov2_vit{s}14_reg": _dinov2_file(f"dinov2_vit{s}14", registers=4) for s in "sblg"},
+}
+"""Official DINOv2 backbone files by architecture name."""
+
+LoadWeights = Callable[[GazeModel, dict[str, Tensor], str, bool], LoadReport]
+LoadBackbone = Callable[[GazeModel, dict[str, Tensor], str], LoadReport]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One zoo entry."""
+
+    name: str
+    build: Callable[[], GazeModel]
+    load_weights: LoadWeights
+    """Imports the published weight file's format: ``(model, state_dict, source, allow_missing_inout)``."""
+    load_backbone: LoadBackbone
+    backbone: str
+    weights: WeightFile | None
+    """The published model (or decoder) weights; None for architectures without released weights."""
+    backbone_weights: WeightFile | None
+    data: str
+    """What the published weights were trained on."""
+
+
+def _load_gazelle_backbone(model: GazeModel, state_dict: dict[str, Tensor], source: str) -> LoadReport:
+    return load_dinov2(model.backbone, state_dict, source)
+
+
+def _gazelle(name: str, backbone: str, inout: bool, released: bool, data: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        build=partial(GazeLLE, GazeLLEConfig(backbone=backbone, inout=inout)),
+        load_weights=lambda model, sd, source, allow: load_gazelle(model, sd, source, allow_missing_inout=allow),
+        load_backbone=_load_gazelle_backbone,
+        backbone=backbone,
+        weights=WeightFile(f"{GAZELLE_RELEASE}{name}.pt") if released else None,
+        backbone_weights=DINOV2_WEIGHTS.get(backbone),
+        data=data,
+    )
+
+
+def _gazelle_tiny(name: str, inout: bool) -> ModelSpec:
+    """Real geometry (448 px, 32x32 tokens, 64x64 heatmaps) at a tiny width: for tests and examples."""
+    config = GazeLLEConfig(backbone="dinov2_tiny", inout=inout, dim=32, heads=2, layers=2)
+    return ModelSpec(
+        name=name,
+        build=partial(GazeLLE, config),
+        load_weights=lambda model, sd, source, allow: load_gazelle(model, sd, source, allow_missing_inout=allow),
+        load_backbone=_load_gazelle_backbone,
+        backbone="dinov2_tiny",
+        weights=None,
+        backbone_weights=None,
+        data="none (random weights, for tests)",
+    )
+
+
+_GAZEFOLLOW = "GazeFollow"
+_VAT = "GazeFollow, then VideoAttentionTarget"
+
+MODEL_ZOO: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        _gazelle("gazelle_dinov2_vitb14", "dinov2_vitb14", inout=False, released=True, data=_GAZEFOLLOW),
+        _gazelle("gazelle_dinov2_vitl14", "dinov2_vitl14", inout=False, released=True, data=_GAZEFOLLOW),
+        _gazelle("gazelle_dinov2_vitb14_inout", "dinov2_vitb14", inout=True, released=True, data=_VAT),
+        _gazelle("gazelle_dinov2_vitl14_inout", "dinov2_vitl14", inout=True, released=True, data=_VAT),
+        _gazelle("gazelle_dinov2_vits14", "dinov2_vits14", inout=False, released=False, data="unreleased"),
+        _gazelle("gazelle_dinov2_vits14_inout", "dinov2_vits14", inout=True, released=False, data="unreleased"),
+        _gazelle_tiny("gazelle_tiny", inout=False),
+        _gazelle_tiny("gazelle_tiny_inout", inout=True),
+    ]
+}
+
+
+def list_models(pretrained: bool = False) -> list[str]:
+    """Zoo names; with ``pretrained=True`` only those with published weights."""
+    return [name for name, spec in MODEL_ZOO.items() if spec.weights is not None or not pretrained]
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return MODEL_ZOO[name]
+    except KeyError:
+        raise GazelabError(f"unknown model {name!r}; known models: {', '.join(MODEL_ZOO)}") from None
+
+
+def _weight_path(choice: bool | str | Path, published: WeightFile | None, what: str, progress: bool) -> Path:
+    if choice is True:
+        if published is None:
+            raise GazelabError(f"{what} has no published weights; pass a file path instead of True")
+        return fetch(published, progress=progress)
+    return Path(choice)
+
+
+def create_model(
+    name: str,
+    pretrained: bool | str | Path = False,
+    *,
+    backbone_weights: bool | str | Path | None = None,
+    allow_missing_inout: bool = False,
+    progress: bool = True,
+) -> GazeModel:
+    """Build a zoo model, optionally with weights.
+
+    - ``pretrained``: False (random decoder), True (the published weights, downloaded to the cache on first
+      use) or a path to a weight file in the published format or gazelab's own.
+    - ``backbone_weights``: None loads the published backbone exactly when the model weights lack one (a
+      released decoder file); True loads it anyway (e.g. to train a new decoder on pretrained DINOv2); a path
+      uses that file (official or Hugging Face DINOv2 layout); False keeps the backbone as it is.
+    - ``allow_missing_inout``: accept weights without the in/out head for an in/out model (the start of VAT
+      fine-tuning from a GazeFollow checkpoint); otherwise that is an error.
+    """
+    spec = get_model_spec(name)
+    model = spec.build()
+    needs_backbone = False
+    if pretrained:
+        path = _weight_path(pretrained, spec.weights, name, progress)
+        report = spec.load_weights(model, load_state_dict_file(path), str(path), allow_missing_inout)
+        needs_backbone = any(key.startswith("backbone.") for key in report.missing)
+    if backbone_weights is None:
+        backbone_weights = needs_backbone
+    if backbone_weights:
+        path = _weight_path(backbone_weights, spec.backbone_weights, f"backbone {spec.backbone}", progress)
+        spec.load_backbone(model, load_state_dict_file(path), str(path))
+    return model
