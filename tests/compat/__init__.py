@@ -1,0 +1,1 @@
+"""Golden-fixture compatibility tests (a package, so its conftest does not shadow ``tests/conftest.py``)."""
