@@ -48,6 +48,11 @@ def eval_command(
     annotations: Path = typer.Option(..., "--annotations", "-a", help=ANNOTATIONS_HELP),
     format: str = typer.Option(None, "--format", "-f", help=f"One of {', '.join(FORMATS)} (default: detect)."),
     protocol: str = typer.Option("gazefollow", "--protocol", "-p", help=f"One of {', '.join(PROTOCOLS)}."),
+    model: str = typer.Option(None, "--model", "-m", help="Run a zoo model (see `gazelab models`) on the images."),
+    weights: str = typer.Option(
+        None, "--weights", help="Weights for --model: a file path, 'pretrained' (default: download) or 'random'."
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass for --model."),
     baseline: str = typer.Option(None, "--baseline", help=f"Score a no-model baseline: {', '.join(BASELINES)}."),
     train: Path = typer.Option(None, "--train", help="Training annotations (same format) for --baseline bias."),
     predictions: list[Path] = typer.Option(None, "--predictions", metavar="FILE", help=PREDICTIONS_HELP),
@@ -60,8 +65,8 @@ def eval_command(
 ) -> None:
     """Score predictions (or a baseline) under a named evaluation protocol and write a report."""
     chosen = get_protocol(protocol)
-    if (baseline is None) == (not predictions):
-        raise GazelabError("give exactly one of --baseline NAME or --predictions FILE")
+    if sum((model is not None, baseline is not None, bool(predictions))) != 1:
+        raise GazelabError("give exactly one of --model NAME, --baseline NAME or --predictions FILE")
     frames = read_annotations(annotations, format=format, root=root, split=split, check_images=True if root else None)
     console = Console()
     console.print(f"{frames.report.source} — {frames.report.format}: {frames.report.summary()}")
@@ -69,7 +74,12 @@ def eval_command(
         raise GazelabError(f"{annotations}: no usable person to evaluate ({frames.report.summary()})")
     targets = targets_from_frames(frames)
     points = None
-    if baseline is not None:
+    if model is not None:
+        if chosen.needs_image_size and targets.image_sizes is None:
+            raise missing_image_sizes(chosen.name)
+        heatmaps, inout = _run_model(model, weights, frames, batch_size, _device(device))
+        source = f"model {model} ({weights or 'pretrained'} weights)"
+    elif baseline is not None:
         if chosen.needs_image_size and targets.image_sizes is None:
             raise missing_image_sizes(chosen.name)
         train_frames = read_annotations(train, format=format, split="train") if train is not None else None
@@ -90,6 +100,21 @@ def eval_command(
     console.print(
         f"wrote {out}/predictions.csv, summary.json, metrics.md" + (", heatmaps.npz" if save_heatmaps else "")
     )
+
+
+def _run_model(
+    name: str, weights: str | None, frames: Annotations, batch_size: int, device: torch.device
+) -> tuple[Tensor, Tensor | None]:
+    from gazelab.eval.evaluate import predict_frames
+    from gazelab.models import create_model
+
+    pretrained: bool | str = {None: True, "pretrained": True, "random": False}.get(weights, weights)  # type: ignore[arg-type]
+    net = create_model(name, pretrained=pretrained, backbone_weights=None if pretrained else False)
+    columns = (TextColumn(f"{name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("predicting", total=frames.num_people)
+        made = predict_frames(net, frames, batch_size, device, progress=lambda n: bar.advance(task, n))
+    return made.heatmaps, made.inout
 
 
 def _device(name: str) -> torch.device:
