@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[all,dev]"
+	$(PY) scripts/fetch_face_detector.py
 	@touch $(STAMP)
 
 install: $(STAMP)
