@@ -52,3 +52,12 @@ def test_gazelab_eval_runs_a_model_under_the_gazefollow_protocol(synthetic: Path
     assert 0.0 <= summary["metrics"]["avg_l2"] <= 2**0.5
     rows = (tmp_path / "predictions.csv").read_text().strip().splitlines()
     assert len(rows) - 1 == read_annotations(annotations).num_people
+
+
+def test_cli_lists_every_protocol_and_baseline_without_importing_torch() -> None:
+    """The eval command names its choices without importing torch (fast `--help`); they must stay in sync."""
+    from gazelab.commands import eval as command
+    from gazelab.eval.baselines import BASELINES
+    from gazelab.eval.metrics import PROTOCOLS
+
+    assert command.BASELINES == tuple(BASELINES) and command.PROTOCOLS == tuple(PROTOCOLS)

@@ -11,29 +11,26 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from torch import Tensor
 
 from gazelab.cli import app
 from gazelab.data.formats import FORMATS, read_annotations
 from gazelab.data.report import Annotations
 from gazelab.errors import GazelabError
-from gazelab.eval.baselines import BASELINES, make_baseline
-from gazelab.eval.metrics import (
-    PROTOCOLS,
-    EvalTargets,
-    MetricReport,
-    Protocol,
-    get_protocol,
-    missing_image_sizes,
-    predicted_points,
-)
-from gazelab.eval.predictions import read_predictions, targets_from_frames, write_heatmaps_npz, write_predictions_csv
+
+if TYPE_CHECKING:  # torch is imported when the command runs, so `gazelab --help` stays fast
+    import torch
+    from torch import Tensor
+
+    from gazelab.eval.metrics import EvalTargets, MetricReport, Protocol
+
+BASELINES = ("center", "bias", "random")
+PROTOCOLS = ("gazefollow", "gazefollow-skimage", "gazefollow-64", "vat", "childplay")
 
 ANNOTATIONS_HELP = "Annotation file (or dataset root for VAT/ChildPlay) holding the ground truth."
 PREDICTIONS_HELP = (
@@ -64,6 +61,10 @@ def eval_command(
     device: str = typer.Option("cpu", help="Where to compute the metrics (cpu, cuda, cuda:1, ...)."),
 ) -> None:
     """Score predictions (or a baseline) under a named evaluation protocol and write a report."""
+    from gazelab.eval.baselines import make_baseline
+    from gazelab.eval.metrics import get_protocol, missing_image_sizes
+    from gazelab.eval.predictions import read_predictions, targets_from_frames
+
     chosen = get_protocol(protocol)
     if sum((model is not None, baseline is not None, bool(predictions))) != 1:
         raise GazelabError("give exactly one of --model NAME, --baseline NAME or --predictions FILE")
@@ -118,6 +119,8 @@ def _run_model(
 
 
 def _device(name: str) -> torch.device:
+    import torch
+
     try:
         device = torch.device(name)
         torch.empty(0, device=device)
@@ -148,6 +151,9 @@ def _write(
     out: Path, frames: Annotations, report: MetricReport, heatmaps: Tensor | None, points: Tensor | None,
     inout: Tensor | None, save_heatmaps: bool, source: str, annotations: Path,
 ) -> None:  # fmt: skip
+    from gazelab.eval.metrics import predicted_points
+    from gazelab.eval.predictions import write_heatmaps_npz, write_predictions_csv
+
     out.mkdir(parents=True, exist_ok=True)
     if points is None:
         points = predicted_points(heatmaps)
