@@ -43,7 +43,7 @@ def test_predict_frames_equals_the_predictor_person_by_person(synthetic: Path) -
 def test_gazelab_eval_runs_a_model_under_the_gazefollow_protocol(synthetic: Path, tmp_path: Path) -> None:
     annotations = synthetic / "test_annotations_release.txt"
     with pytest.raises(SystemExit) as done:
-        main(["eval", "-a", str(annotations), "--model", "gazelle_tiny", "--weights", "random",
+        main(["eval", "-a", str(annotations), "--model", "gazelle_tiny", "--weights", "none",
               "--protocol", "gazefollow", "--out", str(tmp_path)])  # fmt: skip
     assert done.value.code in (0, None)
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -47,7 +47,9 @@ def eval_command(
     protocol: str = typer.Option("gazefollow", "--protocol", "-p", help=f"One of {', '.join(PROTOCOLS)}."),
     model: str = typer.Option(None, "--model", "-m", help="Run a zoo model (see `gazelab models`) on the images."),
     weights: str = typer.Option(
-        None, "--weights", help="Weights for --model: a file path, 'pretrained' (default: download) or 'random'."
+        None,
+        "--weights",
+        help="Weights for --model: a file path, 'pretrained' (default: download) or 'none' (random; smoke tests).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass for --model."),
     baseline: str = typer.Option(None, "--baseline", help=f"Score a no-model baseline: {', '.join(BASELINES)}."),
@@ -109,7 +111,7 @@ def _run_model(
     from gazelab.eval.evaluate import predict_frames
     from gazelab.models import create_model
 
-    pretrained: bool | str = {None: True, "pretrained": True, "random": False}.get(weights, weights)  # type: ignore[arg-type]
+    pretrained: bool | str = {None: True, "pretrained": True, "none": False}.get(weights, weights)  # type: ignore[arg-type]
     net = create_model(name, pretrained=pretrained, backbone_weights=None if pretrained else False)
     columns = (TextColumn(f"{name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
