@@ -9,7 +9,7 @@ from pathlib import Path
 from gazelab.data.report import LoadReport
 from gazelab.errors import DataError, GazelabError
 from gazelab.io import image_size
-from gazelab.types import Box
+from gazelab.types import Box, Frame
 
 
 class RowError(Exception):
@@ -116,3 +116,16 @@ class ImageSizes:
             raise RowError("unreadable image", str(err)) from None
         self._cache[relative] = size
         return size
+
+
+def pixel_text(value: float) -> str:
+    """A pixel coordinate as written back to a file: rounded to 1e-6 px, whole pixels without ``.0``."""
+    value = round(float(value), 6)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def new_frame(rel: str, sizes: ImageSizes, root: Path, **fields: object) -> Frame:
+    """A frame for image ``rel`` with its size when images are used (None otherwise)."""
+    size = sizes.size(rel) if sizes.check else None
+    return Frame(path=rel, width=size[0] if size else None, height=size[1] if size else None, root=root,
+                 **fields)  # type: ignore[arg-type]  # fmt: skip

@@ -11,7 +11,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from gazelab.data.formats._common import ImageSizes, RowError, clamp_pixel_box, parse_float, pixel_box_to_box
+from gazelab.data.formats._common import (
+    ImageSizes,
+    RowError,
+    clamp_pixel_box,
+    new_frame,
+    parse_float,
+    pixel_box_to_box,
+)
 from gazelab.data.report import Annotations, LoadReport
 from gazelab.errors import DataError, GazelabError
 from gazelab.types import Frame, Person
@@ -69,10 +76,7 @@ def read_childplay(root: str | Path, split: str = "test", check_images: bool | N
         report.rows_kept += 1
         frame = frames.get(rel)
         if frame is None:
-            size = sizes.size(rel) if sizes.check else None
-            frame = frames[rel] = Frame(path=rel, width=size[0] if size else None,
-                                        height=size[1] if size else None, frame_index=number,
-                                        clip=row["clip"], root=root)  # fmt: skip
+            frame = frames[rel] = new_frame(rel, sizes, root, frame_index=number, clip=row["clip"])
         frame.people.append(person)
     ordered = sorted(frames.values(), key=lambda f: (f.clip or "", f.frame_index or 0))
     return Annotations(ordered, report)

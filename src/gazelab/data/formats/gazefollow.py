@@ -28,8 +28,10 @@ from gazelab.data.formats._common import (
     ImageSizes,
     RowError,
     clamp_pixel_box,
+    new_frame,
     parse_float,
     pixel_box_to_box,
+    pixel_text,
     require_file,
     safe_relative,
 )
@@ -138,10 +140,7 @@ def read_gazefollow(
         report.rows_kept += 1
         frame = frames.get(rel)
         if frame is None:
-            size = sizes.size(rel) if sizes.check else None
-            frame = frames[rel] = Frame(
-                path=rel, width=size[0] if size else None, height=size[1] if size else None, root=root
-            )
+            frame = frames[rel] = new_frame(rel, sizes, root)
         existing = people.get(key)
         if existing is None:
             people[key] = person
@@ -193,7 +192,7 @@ def _parse_row(
     return rel, (rel, eye[0]), person, gaze if inout else None
 
 
-def _fmt(value: float) -> str:
+def _exact_text(value: float) -> str:
     """Shortest text that reads back as the same float; integral values without a trailing ``.0``."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -221,7 +220,7 @@ def write_gazefollow(frames: Sequence[Frame], path: str | Path, split: str = "tr
 
 def _person_rows(frame: Frame, person: Person, index: int, split: str) -> list[list[str]]:
     if person.head is not None and frame.size is not None:
-        head_px = tuple(round(v, 6) for v in person.head.to_pixels(*frame.size))
+        head_px = person.head.to_pixels(*frame.size)
     elif person.head_px is not None:
         head_px = person.head_px
     else:
@@ -237,8 +236,9 @@ def _person_rows(frame: Frame, person: Person, index: int, split: str) -> list[l
     points = list(person.gaze) if person.inout is not False and person.gaze else [(-1.0, -1.0)]
     rows = []
     for gaze in points:
-        row = [frame.path, person.person_id or str(index), *map(_fmt, body_xywh), *map(_fmt, eye), *map(_fmt, gaze)]
-        row += [_fmt(v) for v in head_px]
+        numbers = [*body_xywh, *eye, *gaze]
+        row = [frame.path, person.person_id or str(index), *map(_exact_text, numbers)]
+        row += [pixel_text(v) for v in head_px]
         if split == "train":
             row.append("1" if person.inout is not False else "0")
         rows.append(row + [source, meta])

@@ -18,8 +18,10 @@ from gazelab.data.formats._common import (
     ImageSizes,
     RowError,
     clamp_pixel_box,
+    new_frame,
     parse_float,
     pixel_box_to_box,
+    pixel_text,
     require_file,
     safe_relative,
 )
@@ -73,9 +75,7 @@ def read_gazehoi(path: str | Path, root: str | Path | None = None, check_images:
         report.rows_kept += 1
         frame = frames.get(rel)
         if frame is None:
-            size = sizes.size(rel) if sizes.check else None
-            frame = frames[rel] = Frame(path=rel, width=size[0] if size else None,
-                                        height=size[1] if size else None, root=root)  # fmt: skip
+            frame = frames[rel] = new_frame(rel, sizes, root)
         frame.people.append(person)
     return Annotations(list(frames.values()), report)
 
@@ -110,11 +110,6 @@ def _parse_row(row: dict[str, str], root: Path, sizes: ImageSizes, report: LoadR
                        target_box=target, person_id=row["pair_id"].strip())  # fmt: skip
 
 
-def _fmt(value: float) -> str:
-    value = round(float(value), 6)
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
 def write_gazehoi(frames: Sequence[Frame], path: str | Path) -> Path:
     """Write people that have a label, head and target box as a GazeHOI CSV (atomically)."""
     path = Path(path)
@@ -136,8 +131,9 @@ def write_gazehoi(frames: Sequence[Frame], path: str | Path) -> Path:
                 aux = [label for label in person.labels if label != person.label]
                 writer.writerow([
                     frame.path, person.person_id or str(index), person.label, json.dumps(aux),
-                    *map(_fmt, person.target_box.to_pixels(width, height)), _fmt(gx * width), _fmt(gy * height),
-                    *map(_fmt, person.head.to_pixels(width, height)),
+                    *map(pixel_text, person.target_box.to_pixels(width, height)),
+                    pixel_text(gx * width), pixel_text(gy * height),
+                    *map(pixel_text, person.head.to_pixels(width, height)),
                 ])  # fmt: skip
     tmp.replace(path)
     return path

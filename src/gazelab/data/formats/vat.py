@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gazelab.data.formats._common import ImageSizes, RowError, clamp_pixel_box, parse_float, pixel_box_to_box
+from gazelab.data.formats._common import (
+    ImageSizes,
+    RowError,
+    clamp_pixel_box,
+    new_frame,
+    parse_float,
+    pixel_box_to_box,
+    pixel_text,
+)
 from gazelab.data.report import Annotations, LoadReport
 from gazelab.errors import GazelabError
 from gazelab.types import Frame, Person
@@ -71,15 +79,7 @@ def read_vat(
             frame = frames.get(key)
             if frame is None:
                 rel = f"images/{clip}/{frame_name}"
-                size = sizes.size(rel) if sizes.check else None
-                frame = frames[key] = Frame(
-                    path=rel,
-                    width=size[0] if size else None,
-                    height=size[1] if size else None,
-                    frame_index=_frame_index(frame_name),
-                    clip=clip,
-                    root=root,
-                )
+                frame = frames[key] = new_frame(rel, sizes, root, frame_index=_frame_index(frame_name), clip=clip)
             frame.people.append(person)
     ordered = sorted(frames.values(), key=lambda f: (f.clip or "", f.frame_index or 0, f.path))
     return Annotations(ordered, report)
@@ -157,11 +157,6 @@ def _person(
     )
 
 
-def _fmt(value: float) -> str:
-    value = round(float(value), 6)
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
 def write_vat(frames: Sequence[Frame], root: str | Path, split: str) -> list[Path]:
     """Write ``root/annotations/<split>/<show>/<clip>/<track>.txt`` for frames of VAT-style clips.
 
@@ -182,7 +177,8 @@ def write_vat(frames: Sequence[Frame], root: str | Path, split: str) -> list[Pat
                 gaze = (gx * width, gy * height)
             else:
                 gaze = (-1.0, -1.0)
-            row = [Path(frame.path).name, *map(_fmt, person.head.to_pixels(width, height)), *map(_fmt, gaze)]
+            head = person.head.to_pixels(width, height)
+            row = [Path(frame.path).name, *map(pixel_text, head), *map(pixel_text, gaze)]
             tracks.setdefault((frame.clip, person.track_id), []).append(row)
     written = []
     for (clip, track_id), rows in sorted(tracks.items()):
