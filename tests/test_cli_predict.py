@@ -144,7 +144,7 @@ def test_models_lists_the_zoo_and_what_is_cached(tmp_path, monkeypatch, capsys) 
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip().startswith("gazelle_")}
     assert set(rows) == {
         "gazelle_dinov2_vitb14", "gazelle_dinov2_vitl14", "gazelle_dinov2_vitb14_inout", "gazelle_dinov2_vitl14_inout",
-        "gazelle_dinov2_vits14", "gazelle_dinov2_vits14_inout", "gazelle_tiny", "gazelle_tiny_inout",
+        "gazelle_dinov2_vits14", "gazelle_dinov2_vits14_inout", "gazelle_tiny", "gazelle_tiny_inout", "gazelle_synth",
     }  # fmt: skip
     vitb, vitb_inout = rows["gazelle_dinov2_vitb14"], rows["gazelle_dinov2_vitb14_inout"]
     assert "86.58M + 2.83M" in vitb and " no " in vitb and "gazelle_dinov2_vitb14.pt" in vitb

@@ -30,7 +30,9 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 def _register_commands() -> None:
     # Imported here so that `import gazelab` stays light; each module adds its commands to `app`.
-    from gazelab.commands import data  # noqa: F401
+    import gazelab.commands.eval  # noqa: F401
+    import gazelab.commands.train  # noqa: F401
+    from gazelab.commands import data, demo, models, predict, split, synth  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

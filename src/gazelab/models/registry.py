@@ -88,6 +88,24 @@ def _gazelle_tiny(name: str, inout: bool) -> ModelSpec:
     )
 
 
+def _gazelle_synth() -> ModelSpec:
+    """The synthetic benchmark's model (``configs/synthetic/gazelle_tiny.yaml``): Gaze-LLE's decoder (64 wide,
+    3 layers) on a small DINOv2-style ViT trained end to end at 224 px — a random *frozen* backbone gives the
+    decoder nothing to learn from, and a real DINOv2 is too slow to train on a laptop CPU."""
+    config = GazeLLEConfig(backbone="dinov2_synth", in_size=224, dim=64, heads=4, layers=3, drop_path=0.0,
+                           freeze_backbone=False)  # fmt: skip
+    return ModelSpec(
+        name="gazelle_synth",
+        build=partial(GazeLLE, config),
+        load_weights=lambda model, sd, source, allow: load_gazelle(model, sd, source, allow_missing_inout=allow),
+        load_backbone=_load_gazelle_backbone,
+        backbone="dinov2_synth",
+        weights=None,
+        backbone_weights=None,
+        data="none published (train it: configs/synthetic/gazelle_tiny.yaml, or gazelab demo)",
+    )
+
+
 _GAZEFOLLOW = "GazeFollow"
 _VAT = "GazeFollow, then VideoAttentionTarget"
 
@@ -102,6 +120,7 @@ MODEL_ZOO: dict[str, ModelSpec] = {
         _gazelle("gazelle_dinov2_vits14_inout", "dinov2_vits14", inout=True, released=False, data="unreleased"),
         _gazelle_tiny("gazelle_tiny", inout=False),
         _gazelle_tiny("gazelle_tiny_inout", inout=True),
+        _gazelle_synth(),
     ]
 }
 

@@ -59,6 +59,8 @@ DINOV2_CONFIGS: dict[str, DinoV2Config] = {
     "dinov2_vitg14_reg": DinoV2Config(dim=1536, depth=40, heads=24, swiglu=True, **_REGISTERS),
     # Tests: the real geometry (patch 14, a 37x37 position grid resampled to 32x32) at a tiny width.
     "dinov2_tiny": DinoV2Config(dim=32, depth=2, heads=2),
+    # The synthetic benchmark's trainable backbone, at 224 px (a 16x16 grid: no position resampling).
+    "dinov2_synth": DinoV2Config(dim=64, depth=4, heads=4, pretrain_size=224),
 }
 
 
