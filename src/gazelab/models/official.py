@@ -6,6 +6,8 @@
 - Gaze-LLE: released ``gazelle_dinov2_*.pt`` files hold the decoder only (the backbone comes from the DINOv2
   file); a full official model state dict (``backbone.model.*``) and gazelab's own files (``backbone.*``)
   load too. The fixed ``pos_embed`` buffer is taken from the file when present, recomputed otherwise.
+- Chong-style models (VAT, PDP): the released ``.pt`` files (weights under ``model``, unwrapped when read) use
+  the model's own names; they load strictly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor
 from gazelab.models.backbones.dinov2 import DinoV2
 from gazelab.models.checkpoints import CheckpointError, LoadReport, load_state
 from gazelab.models.gazelle import GazeLLE
+from gazelab.models.vat import ChongModel
 
 _HF_DINOV2_RENAMES = [
     (r"^embeddings\.cls_token$", "cls_token"),
@@ -100,3 +103,18 @@ def load_gazelle(
         with torch.no_grad():
             model.pos_embed.copy_(pos_embed)
     return report
+
+
+_CHONG_INOUT = tuple(f"{name}_inout." for name in ("compress_conv1", "compress_bn1", "compress_conv2", "compress_bn2"))
+_CHONG_INOUT += ("fc_inout.",)
+
+
+def load_chong(
+    model: ChongModel, state_dict: Mapping[str, Tensor], source: str, allow_missing_inout: bool = False
+) -> LoadReport:
+    """VAT or PDP weights (official names) into ``model``, strictly.
+
+    With ``allow_missing_inout`` a VAT file without the in/out branch loads, leaving it as initialised.
+    """
+    allowed = (lambda key: key.startswith(_CHONG_INOUT)) if allow_missing_inout else ()
+    return load_state(model, state_dict, source, allow_missing=allowed)

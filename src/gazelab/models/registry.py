@@ -18,7 +18,10 @@ from gazelab.errors import GazelabError
 from gazelab.models.base import GazeModel
 from gazelab.models.checkpoints import LoadReport, WeightFile, fetch, load_state_dict_file
 from gazelab.models.gazelle import GazeLLE, GazeLLEConfig
-from gazelab.models.official import load_dinov2, load_gazelle
+from gazelab.models.official import load_chong, load_dinov2, load_gazelle
+from gazelab.models.pdp import PDPSpatial
+from gazelab.models.pdp_temporal import PDPTemporal
+from gazelab.models.vat import VATSpatial, VATTemporal
 
 GAZELLE_RELEASE = "https://github.com/fkryan/gazelle/releases/download/v1.0.0/"
 DINOV2_RELEASE = "https://dl.fbaipublicfiles.com/dinov2/"
@@ -106,6 +109,24 @@ def _gazelle_synth() -> ModelSpec:
     )
 
 
+def _no_backbone_file(model: GazeModel, state_dict: dict[str, Tensor], source: str) -> LoadReport:
+    raise GazelabError(f"{source}: Chong-style models (VAT, PDP) have no separate backbone file; load the full model")
+
+
+def _chong(name: str, build: Callable[[], GazeModel]) -> ModelSpec:
+    """VAT / PDP architectures; no download URL is listed, so ``pretrained`` takes a path to the official file."""
+    return ModelSpec(
+        name=name,
+        build=build,
+        load_weights=lambda model, sd, source, allow: load_chong(model, sd, source, allow_missing_inout=allow),
+        load_backbone=_no_backbone_file,
+        backbone="resnet50_chong",
+        weights=None,
+        backbone_weights=None,
+        data="authors' release, by path (no URL listed)",
+    )
+
+
 _GAZEFOLLOW = "GazeFollow"
 _VAT = "GazeFollow, then VideoAttentionTarget"
 
@@ -121,6 +142,11 @@ MODEL_ZOO: dict[str, ModelSpec] = {
         _gazelle_tiny("gazelle_tiny", inout=False),
         _gazelle_tiny("gazelle_tiny_inout", inout=True),
         _gazelle_synth(),
+        _chong("vat_spatial", VATSpatial),
+        _chong("vat_temporal", VATTemporal),
+        _chong("pdp_spatial", PDPSpatial),
+        _chong("pdp_spatial_depth", partial(PDPSpatial, depth=True)),
+        _chong("pdp_temporal_depth", partial(PDPTemporal, depth=True)),
     ]
 }
 
