@@ -21,7 +21,9 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,6 +126,18 @@ def _native_logs_hidden() -> Iterator[None]:
         os.close(devnull)
 
 
+def _ignore_stray_sigprof() -> None:
+    """Keep a stray SIGPROF from killing the process once MediaPipe's native runtime is loaded.
+
+    In a process that has already run other heavy native code (seen when the whole test suite runs in one
+    process), MediaPipe's runtime gets SIGPROF delivered — no profiling timer is armed, so it comes from a
+    thread — and SIGPROF's default action terminates the process. Only the default disposition is replaced,
+    so a profiler that installed its own handler keeps it. Signal handlers can only be set from the main thread.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
+
+
 class HeadDetector:
     """Head boxes of every visible face in a picture, left to right, with BlazeFace scores.
 
@@ -145,6 +159,7 @@ class HeadDetector:
         except ImportError:
             raise GazelabError("head detection needs MediaPipe: pip install 'gazelab[detect]'") from None
         self._mp = mp
+        _ignore_stray_sigprof()
         self.expansion = expansion or HeadExpansion()
         model = face_model_path(model_path)
         options = vision.FaceDetectorOptions(
