@@ -63,32 +63,27 @@ def _load_gazelle_backbone(model: GazeModel, state_dict: dict[str, Tensor], sour
     return load_dinov2(model.backbone, state_dict, source)
 
 
-def _gazelle(name: str, backbone: str, inout: bool, released: bool, data: str) -> ModelSpec:
-    return ModelSpec(
-        name=name,
-        build=partial(GazeLLE, GazeLLEConfig(backbone=backbone, inout=inout)),
-        load_weights=lambda model, sd, source, allow: load_gazelle(model, sd, source, allow_missing_inout=allow),
-        load_backbone=_load_gazelle_backbone,
-        backbone=backbone,
-        weights=WeightFile(f"{GAZELLE_RELEASE}{name}.pt") if released else None,
-        backbone_weights=DINOV2_WEIGHTS.get(backbone),
-        data=data,
-    )
-
-
-def _gazelle_tiny(name: str, inout: bool) -> ModelSpec:
-    """Real geometry (448 px, 32x32 tokens, 64x64 heatmaps) at a tiny width: for tests and examples."""
-    config = GazeLLEConfig(backbone="dinov2_tiny", inout=inout, dim=32, heads=2, layers=2)
+def _gazelle(name: str, config: GazeLLEConfig, released: bool, data: str) -> ModelSpec:
     return ModelSpec(
         name=name,
         build=partial(GazeLLE, config),
         load_weights=lambda model, sd, source, allow: load_gazelle(model, sd, source, allow_missing_inout=allow),
         load_backbone=_load_gazelle_backbone,
-        backbone="dinov2_tiny",
-        weights=None,
-        backbone_weights=None,
-        data="none (random weights, for tests)",
+        backbone=config.backbone,
+        weights=WeightFile(f"{GAZELLE_RELEASE}{name}.pt") if released else None,
+        backbone_weights=DINOV2_WEIGHTS.get(config.backbone),
+        data=data,
     )
+
+
+def _gazelle_dinov2(name: str, backbone: str, inout: bool, released: bool, data: str) -> ModelSpec:
+    return _gazelle(name, GazeLLEConfig(backbone=backbone, inout=inout), released, data)
+
+
+def _gazelle_tiny(name: str, inout: bool) -> ModelSpec:
+    """Real geometry (448 px, 32x32 tokens, 64x64 heatmaps) at a tiny width: for tests and examples."""
+    config = GazeLLEConfig(backbone="dinov2_tiny", inout=inout, dim=32, heads=2, layers=2)
+    return _gazelle(name, config, released=False, data="none (random weights, for tests)")
 
 
 def _gazelle_synth() -> ModelSpec:
@@ -97,16 +92,8 @@ def _gazelle_synth() -> ModelSpec:
     decoder nothing to learn from, and a real DINOv2 is too slow to train on a laptop CPU."""
     config = GazeLLEConfig(backbone="dinov2_synth", in_size=224, dim=64, heads=4, layers=3, drop_path=0.0,
                            freeze_backbone=False)  # fmt: skip
-    return ModelSpec(
-        name="gazelle_synth",
-        build=partial(GazeLLE, config),
-        load_weights=lambda model, sd, source, allow: load_gazelle(model, sd, source, allow_missing_inout=allow),
-        load_backbone=_load_gazelle_backbone,
-        backbone="dinov2_synth",
-        weights=None,
-        backbone_weights=None,
-        data="none published (train it: configs/synthetic/gazelle_tiny.yaml, or gazelab demo)",
-    )
+    data = "none published (train it: configs/synthetic/gazelle_tiny.yaml, or gazelab demo)"
+    return _gazelle("gazelle_synth", config, released=False, data=data)
 
 
 def _no_backbone_file(model: GazeModel, state_dict: dict[str, Tensor], source: str) -> LoadReport:
@@ -133,12 +120,12 @@ _VAT = "GazeFollow, then VideoAttentionTarget"
 MODEL_ZOO: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        _gazelle("gazelle_dinov2_vitb14", "dinov2_vitb14", inout=False, released=True, data=_GAZEFOLLOW),
-        _gazelle("gazelle_dinov2_vitl14", "dinov2_vitl14", inout=False, released=True, data=_GAZEFOLLOW),
-        _gazelle("gazelle_dinov2_vitb14_inout", "dinov2_vitb14", inout=True, released=True, data=_VAT),
-        _gazelle("gazelle_dinov2_vitl14_inout", "dinov2_vitl14", inout=True, released=True, data=_VAT),
-        _gazelle("gazelle_dinov2_vits14", "dinov2_vits14", inout=False, released=False, data="unreleased"),
-        _gazelle("gazelle_dinov2_vits14_inout", "dinov2_vits14", inout=True, released=False, data="unreleased"),
+        _gazelle_dinov2("gazelle_dinov2_vitb14", "dinov2_vitb14", inout=False, released=True, data=_GAZEFOLLOW),
+        _gazelle_dinov2("gazelle_dinov2_vitl14", "dinov2_vitl14", inout=False, released=True, data=_GAZEFOLLOW),
+        _gazelle_dinov2("gazelle_dinov2_vitb14_inout", "dinov2_vitb14", inout=True, released=True, data=_VAT),
+        _gazelle_dinov2("gazelle_dinov2_vitl14_inout", "dinov2_vitl14", inout=True, released=True, data=_VAT),
+        _gazelle_dinov2("gazelle_dinov2_vits14", "dinov2_vits14", inout=False, released=False, data="unreleased"),
+        _gazelle_dinov2("gazelle_dinov2_vits14_inout", "dinov2_vits14", inout=True, released=False, data="unreleased"),
         _gazelle_tiny("gazelle_tiny", inout=False),
         _gazelle_tiny("gazelle_tiny_inout", inout=True),
         _gazelle_synth(),
