@@ -7,9 +7,11 @@ compatibility check would look like a passed one.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -33,3 +35,13 @@ def find_fixture(name: str) -> Path:
 def fixture_dir() -> Callable[[str], Path]:
     """``fixture_dir(name)`` -> the fixture folder ``name`` (see :func:`find_fixture`)."""
     return find_fixture
+
+
+def load_fill() -> ModuleType:
+    """The fixture set's ``fill.py``, which regenerates the reference weights from their state-dict names."""
+    root = fixtures_root()
+    spec = importlib.util.spec_from_file_location("gazelab_fixture_fill", root / "fill.py")
+    assert spec is not None and spec.loader is not None, f"no fill.py in {root}"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -7,11 +7,9 @@ recomputes), so passing means the released checkpoints load and predict as the r
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,21 +18,10 @@ import torch
 from gazelab.models import create_model
 from gazelab.models.official import load_dinov2, load_gazelle
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_fill
+
 TOLERANCE = 1e-4
 MODELS = {"gazelle_vits14": "gazelle_dinov2_vits14", "gazelle_vits14_inout": "gazelle_dinov2_vits14_inout"}
-
-
-def fixture_root() -> Path:
-    return Path(os.environ.get("GAZELAB_FIXTURES", PROJECT_ROOT / ".." / "shared" / "fixtures"))
-
-
-def load_fill(root: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gazelab_fixture_fill", root / "fill.py")
-    assert spec is not None and spec.loader is not None, f"no fill.py in {root}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def assert_close(what: str, got: torch.Tensor, want: np.ndarray) -> None:
@@ -44,12 +31,10 @@ def assert_close(what: str, got: torch.Tensor, want: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("fixture", list(MODELS))
-def test_gazelle_reproduces_reference(fixture: str) -> None:
-    folder = fixture_root() / fixture
-    if not folder.is_dir():
-        pytest.fail(f"fixture folder {folder} not found (set GAZELAB_FIXTURES to the fixture root)")
+def test_gazelle_reproduces_reference(fixture: str, fixture_dir: Callable[[str], Path]) -> None:
+    folder = fixture_dir(fixture)
     spec = json.loads((folder / "spec.json").read_text())
-    fill = load_fill(folder.parent)
+    fill = load_fill()
     inputs, outputs = np.load(folder / "inputs.npz"), np.load(folder / "outputs.npz")
 
     model = create_model(MODELS[fixture]).eval()

@@ -7,11 +7,9 @@ released checkpoints load and predict as the reference code does. Every array of
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from torch import Tensor
 from gazelab.models import create_model
 from gazelab.models.official import load_chong
 
-from .conftest import fixtures_root
+from .conftest import load_fill
 
 TOLERANCE = 1e-4
 """Absolute, relaxed to relative 1e-4 on values above 1 (the fixtures' bar)."""
@@ -58,14 +56,6 @@ CASES: dict[str, tuple[str, Runner]] = {
 """Fixture folder -> (zoo model, how to call the reference-shaped forward)."""
 
 
-def load_fill(root: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gazelab_fixture_fill", root / "fill.py")
-    assert spec is not None and spec.loader is not None, f"no fill.py in {root}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def assert_close(what: str, got: Tensor, want: np.ndarray) -> None:
     assert tuple(got.shape) == want.shape, f"{what}: shape {tuple(got.shape)} != {want.shape}"
     expected = torch.from_numpy(want).double()
@@ -79,7 +69,7 @@ def test_reproduces_reference(fixture: str, fixture_dir: Callable[[str], Path]) 
     folder = fixture_dir(fixture)
     model_name, run = CASES[fixture]
     spec = json.loads((folder / "spec.json").read_text())
-    state_dict = load_fill(fixtures_root()).fill_state_dict(spec["state_dict"])
+    state_dict = load_fill().fill_state_dict(spec["state_dict"])
     model = create_model(model_name).eval()
     assert load_chong(model, state_dict, fixture).missing == []
     inputs = {k: torch.from_numpy(v) for k, v in np.load(folder / "inputs.npz").items()}
