@@ -12,7 +12,7 @@ import torch
 from gazelab.data.synthetic import preset, write_dataset
 from gazelab.errors import GazelabError
 from gazelab.models.base import GazeOutput
-from gazelab.train.losses import CombinedLoss, heatmap_bce, inout_bce
+from gazelab.train.losses import CombinedLoss, heatmap_angular, heatmap_bce, heatmap_centre_of_mass, inout_bce
 from gazelab.train.optim import parameter_groups
 
 
@@ -71,7 +71,31 @@ def test_combined_loss_weights_terms_and_rejects_unknown_names():
     values = CombinedLoss({"heatmap_bce": 1.0, "inout_bce": 2.0})(output, batch)
     assert torch.allclose(values["total"], values["heatmap_bce"] + 2 * values["inout_bce"])
     with pytest.raises(GazelabError, match="unknown loss"):
-        CombinedLoss({"heatmap_mse": 1.0})
+        CombinedLoss({"no_such_loss": 1.0})
+
+
+def test_heatmap_centre_of_mass_of_a_single_pixel_and_of_two():
+    heatmap = torch.zeros(2, 64, 64)
+    heatmap[0, 10, 40] = 1.0
+    heatmap[1, 0, 0] = heatmap[1, 0, 63] = 2.0
+    centres = heatmap_centre_of_mass(heatmap)
+    assert torch.allclose(centres[0], torch.tensor([40.5 / 64, 10.5 / 64]))
+    assert torch.allclose(centres[1], torch.tensor([0.5, 0.5 / 64]))
+
+
+def test_heatmap_angular_is_zero_on_the_right_side_one_opposite_and_skips_unlabelled():
+    heatmap = torch.zeros(3, 64, 64)
+    heatmap[:, 32, 60] = 1.0  # mass to the right of a head at the centre
+    heads = torch.tensor([[0.45, 0.45, 0.55, 0.55]]).repeat(3, 1)
+    gaze = torch.full((3, 2, 2), -1.0)
+    gaze[0, 0] = torch.tensor([0.9, 0.5])  # right: agrees
+    gaze[1, :] = torch.tensor([[0.1, 0.5], [0.1, 0.52]])  # left: opposite
+    batch = {"heads": heads, "gaze": gaze, "inout": torch.tensor([1.0, 1.0, 0.0])}
+    first = {"heads": heads[:1], "gaze": gaze[:1], "inout": torch.tensor([1.0])}
+    assert float(heatmap_angular(GazeOutput(heatmap[:1]), first)) < 1e-3
+    assert abs(float(heatmap_angular(GazeOutput(heatmap), batch)) - 0.5) < 1e-3  # mean of ~0 and ~1
+    batch["inout"] = torch.zeros(3)
+    assert float(heatmap_angular(GazeOutput(heatmap), batch)) == 0.0
 
 
 def test_parameter_groups_by_name_substring():

@@ -74,6 +74,45 @@ def inout_bce(output: GazeOutput, batch: Batch) -> Tensor:
     return F.binary_cross_entropy(output.inout[known], batch["inout"][known].to(output.inout.dtype))
 
 
+def mean_gaze_point(gaze: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean of each person's annotator points ([P, A, 2], ``-1`` padded) and whether the person has any."""
+    valid = (gaze >= 0).all(dim=-1)
+    count = valid.sum(dim=1)
+    mean = (gaze * valid[..., None]).sum(dim=1) / count.clamp(min=1)[:, None]
+    return mean, count > 0
+
+
+def heatmap_centre_of_mass(heatmap: Tensor) -> Tensor:
+    """[P, H, W] non-negative maps -> [P, 2] normalized (x, y) of their centre of mass (pixel centres)."""
+    height, width = heatmap.shape[-2:]
+    mass = heatmap.flatten(1).float()
+    mass = mass / mass.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    ys = (torch.arange(height, device=heatmap.device, dtype=mass.dtype) + 0.5) / height
+    xs = (torch.arange(width, device=heatmap.device, dtype=mass.dtype) + 0.5) / width
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([mass @ grid_x.flatten(), mass @ grid_y.flatten()], dim=1)
+
+
+@register_loss("heatmap_angular")
+def heatmap_angular(output: GazeOutput, batch: Batch) -> Tensor:
+    """Angular error ``(1 - cos) / 2`` between head->heatmap centre of mass and head->annotated point.
+
+    Works for any model with a heatmap (no gaze-vector head needed). BCE only says "this pixel is wrong";
+    this term says which way the mass must turn, a dense signal that helps a model learn to read the head's
+    direction (the synthetic recipe uses it). In-frame people with at least one annotator point only.
+    """
+    target, has_point = mean_gaze_point(batch["gaze"].to(output.heatmap.device))
+    keep = (batch["inout"] == 1) & has_point
+    if not bool(keep.any()):
+        return _zero(output.heatmap)
+    heads = batch["heads"][keep].to(target.dtype)
+    centre = torch.stack([(heads[:, 0] + heads[:, 2]) / 2, (heads[:, 1] + heads[:, 3]) / 2], dim=1)
+    predicted = heatmap_centre_of_mass(output.heatmap[keep]) - centre
+    wanted = target[keep] - centre
+    cosine = F.cosine_similarity(predicted, wanted.to(predicted.dtype), dim=1, eps=1e-6)
+    return ((1 - cosine) / 2).mean()
+
+
 class CombinedLoss:
     """The weighted sum of named terms; returns every term and their ``total``.
 
@@ -91,3 +130,7 @@ class CombinedLoss:
         values = {name: get_loss(name)(output, batch) for name in self.weights}
         values["total"] = torch.stack([values[name] * weight for name, weight in self.weights.items()]).sum()
         return values
+
+
+from gazelab.train import losses_chong as _losses_chong  # noqa: E402,F401  (registers the VAT/PDP terms)
+from gazelab.train import losses_semgaze as _losses_semgaze  # noqa: E402,F401  (registers the SemGaze terms)
