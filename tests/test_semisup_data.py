@@ -162,3 +162,19 @@ def test_two_stream_collate_marks_the_streams(tmp_path: Path, synth: Path):
     assert batch["inout"][2] == 1.0  # the prior's estimate, not the hidden label
     # Without augmentation the pseudo-label (a Gaussian at the true point) peaks where the GT map does.
     assert torch.equal(map_peaks(batch["heatmaps"][2:]), map_peaks(truth[inside]["heatmaps"]))
+
+
+def test_two_stream_sampler_shares_an_epoch_between_processes_and_sets_the_dataset_epoch():
+    class Recorder:
+        epoch = -1
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+    recorder = Recorder()
+    ranks = [TwoStreamBatchSampler(4, 20, 1, 5, num_replicas=2, rank=r, dataset=recorder) for r in range(2)]
+    for sampler in ranks:
+        sampler.set_epoch(3)
+    assert recorder.epoch == 3
+    seen = [i for sampler in ranks for b in sampler for i in b[1:]]
+    assert len(ranks[0]) == len(ranks[1]) == 2 and sorted(seen) == list(range(4, 24))
