@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gazelab.cli import app
 from gazelab.data.synthetic import PRESETS, preset, write_dataset
+from gazelab.errors import GazelabError
 
 
 @app.command("synth")
@@ -25,11 +26,16 @@ def synth(
     depth: bool = typer.Option(False, "--depth", help="Also write 16-bit depth PNGs under OUT/depth/."),
     test_fraction: float = typer.Option(None, help="Share of test images (video: test shows)."),
     workers: int = typer.Option(1, help="Worker processes (the output does not depend on it)."),
+    priors: bool = typer.Option(
+        False, "--priors", help="Also write simulated priors to OUT/priors and record them in synthetic.json."
+    ),
 ) -> None:
     """Generate images (or video clips) with people looking at named objects, deterministic from --seed."""
     given = {"images": images, "clips": clips, "frames_per_clip": frames_per_clip, "test_fraction": test_fraction}
     overrides = {k: v for k, v in given.items() if v is not None}
     config = preset(preset_name, seed=seed, mode="video" if video else "image", depth=depth, **overrides)
+    if priors and video:
+        raise GazelabError("--priors needs image mode: simulated priors use objects.csv, which video mode lacks")
     total = config.clips if video else config.images
     console = Console(stderr=True)
     start = time.perf_counter()
@@ -44,6 +50,11 @@ def synth(
             preset_name=preset_name,
             progress=lambda done, _: bar.update(task, completed=done),
         )
+    if priors:
+        from gazelab.priors.simulate import SimulationParams, write_simulated_priors
+
+        store = write_simulated_priors(out, SimulationParams(seed=seed))
+        console.print(f"simulated priors: {len(store)} people in {store.root}", highlight=False)
     elapsed = time.perf_counter() - start
     for split, counts in metadata["counts"].items():
         listed = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
