@@ -32,7 +32,7 @@ def _register_commands() -> None:
     # Imported here so that `import gazelab` stays light; each module adds its commands to `app`.
     import gazelab.commands.eval  # noqa: F401
     import gazelab.commands.train  # noqa: F401
-    from gazelab.commands import data, demo, models, predict, split, synth  # noqa: F401
+    from gazelab.commands import data, demo, models, predict, prior, split, synth, video  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
