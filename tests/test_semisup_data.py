@@ -178,3 +178,19 @@ def test_two_stream_sampler_shares_an_epoch_between_processes_and_sets_the_datas
     assert recorder.epoch == 3
     seen = [i for sampler in ranks for b in sampler for i in b[1:]]
     assert len(ranks[0]) == len(ranks[1]) == 2 and sorted(seen) == list(range(4, 24))
+
+
+def test_teacher_store_holds_the_models_maps_and_resumes(tmp_path: Path, synth: Path):
+    from gazelab.models import create_model
+    from gazelab.semisup.teacher import write_teacher_store
+
+    frames = _frames(synth)[:4]
+    torch.manual_seed(0)
+    model = create_model("gazelle_tiny_inout").eval()
+    store = write_teacher_store(model, frames[:2], tmp_path / "t", chunk=1)
+    first = {r.key: r.heatmap.copy() for r in store}
+    store = write_teacher_store(model, frames, tmp_path / "t", chunk=1)
+    people = sum(len(f.people) for f in frames)
+    assert len(store) == people and all(np.array_equal(store.get(*k).heatmap, v) for k, v in first.items())
+    record = next(iter(store))
+    assert record.heatmap.shape == (64, 64) and 0 <= record.heatmap.min() and record.heatmap.max() <= 1
