@@ -1,9 +1,10 @@
 """The DataModule: annotation files -> datasets -> loaders, optionally over a frozen-feature cache.
 
 One module for every recipe: any format :func:`~gazelab.data.formats.read_annotations` reads, per-person
-samples (the references' unit of training) or per-image samples (an image encoded once for all its people),
-and the recipe's augmentation preset. Validation is always per image and its batches carry ``rows`` (each
-person's position in the validation set) so :class:`~gazelab.train.metric.ProtocolMetric` can score them.
+samples (the references' unit of training), per-image samples (an image encoded once for all its people) or
+windows of one head track (temporal models), and the recipe's augmentation preset. Validation is always per
+image and its batches carry ``rows`` (each person's position in the validation set) so
+:class:`~gazelab.train.metric.ProtocolMetric` can score them.
 
 Reproducibility: the shuffling order comes from a seeded sampler (seed, epoch) and each sample's augmentation
 from (seed, epoch, index), so neither depends on the process's random state — a resumed run sees the same
@@ -20,9 +21,18 @@ import lightning.pytorch as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from rich.progress import Progress
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from gazelab.data.dataset import ImageDataset, PersonDataset, Sample, SampleConfig, collate_people
+from gazelab.data.dataset import (
+    ImageDataset,
+    PersonDataset,
+    Sample,
+    SampleConfig,
+    SequenceDataset,
+    collate_people,
+    collate_sequences,
+)
 from gazelab.data.formats import read_annotations
 from gazelab.data.report import Annotations
 from gazelab.data.transforms import AugmentConfig
@@ -30,8 +40,12 @@ from gazelab.errors import GazelabError
 from gazelab.eval.metrics import EvalTargets
 from gazelab.eval.predictions import targets_from_frames
 from gazelab.models.base import GazeModel
+from gazelab.semisup.config import SemiSupervision, TwoStreamDataset
+from gazelab.semisup.dataset import collate_two_stream
+from gazelab.semisup.sampler import TwoStreamBatchSampler
 from gazelab.train.cache import FeatureCache, cache_fingerprint
 from gazelab.train.cached_data import CachedImageDataset, CachedPersonDataset, cacheable, collate_features
+from gazelab.train.depth import DEPTH_VARIANTS, SplitDepth
 from gazelab.types import Frame
 
 
@@ -61,6 +75,34 @@ class RowCollate:
         return batch
 
 
+def collate_sequence_people(samples: Sequence[Sample]) -> Sample:
+    """Batch track windows as a person batch: the real frames of every window, window by window, with
+    ``extras`` ``clip_index`` (the window) and ``frame_step`` (position in it) for temporal models.
+
+    Each frame is its own image (``image_index`` = row), so a model that ignores the extras treats the frames
+    as independent pictures.
+    """
+    batch = collate_sequences(samples)
+    mask = batch["frame_mask"]
+    clip_index, frame_step = mask.nonzero(as_tuple=True)
+    images = batch["images"]
+    if isinstance(images, Tensor):
+        images = images[mask]
+    else:  # windows of different picture sizes: one list of frames
+        images = [frame for window, length in zip(images, mask.sum(1).tolist()) for frame in window[:length]]
+    return {
+        "images": images,
+        "heads": batch["heads"][mask],
+        "gaze": batch["gaze"][mask],
+        "inout": batch["inout"][mask],
+        "heatmaps": batch["heatmaps"][mask],
+        "image_index": torch.arange(len(clip_index)),
+        "sizes": batch["sizes"][clip_index],
+        "paths": [path for paths in batch["paths"] for path in paths],
+        "extras": {"clip_index": clip_index, "frame_step": frame_step},
+    }
+
+
 def validation_people(dataset: ImageDataset) -> tuple[dict[tuple[str, int], int], list[Frame]]:
     """Row of every (path, person index) the dataset yields, and the frames holding just those people."""
     rows: dict[tuple[str, int], int] = {}
@@ -88,8 +130,13 @@ class GazeDataModule(L.LightningDataModule):
             its own input from them).
         augment: augmentation preset (``gazelle``, ``vat``, ...), an :class:`AugmentConfig`, or None.
         heatmap_rule: Gaussian placement of the targets (``gazelle`` or ``chong``).
-        sampling: ``person`` (one (image, head) per sample, as the references) or ``image`` (all people of an
-            image in one sample: the image is encoded once).
+        sampling: ``person`` (one (image, head) per sample, as the references), ``image`` (all people of an
+            image in one sample: the image is encoded once) or ``sequence`` (windows of ``sequence_length``
+            frames of one head track, for temporal models; video formats only; validation stays per image).
+        sequence_length: frames per training window with ``sampling: sequence`` (VAT: 50 at most; PDP: 5).
+        sequence_stride: frames between window starts (default: ``sequence_length``, no overlap).
+        depth_dir: folder (under the dataset root) of per-image depth PNGs for PDP's depth models; each batch
+            then carries ``extras["depth"]``, cropped and flipped with its image (see :mod:`gazelab.train.depth`).
         in_frame_only: train only on people looking inside the frame (Gaze-LLE on GazeFollow).
         batch_size: samples per batch and process.
         val_batch_size: images per validation batch (default: ``batch_size``).
@@ -99,6 +146,10 @@ class GazeDataModule(L.LightningDataModule):
             a cache, random crops and colour changes are off (see :mod:`gazelab.train.cached_data`).
         cache_dtype: ``float32`` (exact) or ``float16`` (half the disk).
         cache_batch_size: images per backbone batch while building the cache.
+        semisup: two-stream semi-supervised training (GCDR): ``train`` is then the labelled part (or is split),
+            unlabelled people get pseudo-labels from prior stores, and each batch holds
+            ``semisup.labelled_per_batch`` + ``semisup.unlabelled_per_batch`` samples (``batch_size`` is not
+            used). See :class:`~gazelab.semisup.config.SemiSupervision`.
     """
 
     def __init__(
@@ -113,7 +164,7 @@ class GazeDataModule(L.LightningDataModule):
         image_size: int | None = 448,
         augment: str | AugmentConfig | None = "gazelle",
         heatmap_rule: Literal["gazelle", "chong"] = "gazelle",
-        sampling: Literal["person", "image"] = "person",
+        sampling: Literal["person", "image", "sequence"] = "person",
         in_frame_only: bool = False,
         batch_size: int = 60,
         val_batch_size: int | None = None,
@@ -122,18 +173,34 @@ class GazeDataModule(L.LightningDataModule):
         feature_cache: str | None = None,
         cache_dtype: Literal["float32", "float16"] = "float32",
         cache_batch_size: int = 32,
+        sequence_length: int = 5,
+        sequence_stride: int | None = None,
+        depth_dir: str | None = None,
+        semisup: SemiSupervision | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["augment"])
+        self.save_hyperparameters(ignore=["augment", "semisup"])
         # Checkpoints keep plain values only (they load with weights_only=True): a config is kept as a dict.
         self.hparams["augment"] = asdict(augment) if isinstance(augment, AugmentConfig) else augment
+        self.hparams["semisup"] = asdict(semisup) if semisup is not None else None
         self.augment = augment
+        self.semisup = semisup.validate() if semisup is not None else None
+        if semisup is not None and (feature_cache or depth_dir or sampling == "sequence"):
+            raise GazelabError("data.semisup works without feature_cache, depth_dir and sampling: sequence")
         if frame_stride < 1:
             raise GazelabError("frame_stride must be at least 1")
+        if feature_cache and depth_dir:
+            raise GazelabError("data.depth_dir works without data.feature_cache (depth enters the scene trunk)")
+        if sampling == "sequence" and (feature_cache or in_frame_only):
+            raise GazelabError("sampling: sequence works without data.feature_cache and data.in_frame_only")
+        if sequence_length < 1 or (sequence_stride is not None and sequence_stride < 1):
+            raise GazelabError("sequence_length and sequence_stride must be at least 1")
         self.train_set: Dataset | None = None
         self.val_set: ImageDataset | None = None
         self.val_targets: EvalTargets | None = None
         self._val_rows: dict[tuple[str, int], int] = {}
+        self._streams: tuple[int, int] | None = None
+        """(labelled, unlabelled) sample counts when training on two streams."""
 
     def _read(self, path: str, split: str) -> Annotations:
         hp = self.hparams
@@ -150,11 +217,19 @@ class GazeDataModule(L.LightningDataModule):
         train = self._read(hp.train, hp.train_split)
         if hp.frame_stride > 1:
             train = [f for f in train if f.frame_index is None or f.frame_index % hp.frame_stride == 0]
+        unlabelled: list[Frame] = []
+        if self.semisup is not None:
+            train, unlabelled = self.semisup.split(train, lambda path: self._read(path, hp.train_split))
+            rank_zero_info(f"semi-supervised: {len(train)} labelled and {len(unlabelled)} unlabelled images")
         val = self._read(hp.val, hp.val_split) if hp.val else None
         cache = self._build_cache(train, val) if hp.feature_cache else None
         augment = cacheable(self.augment) if cache is not None else self.augment
         train_cfg = SampleConfig(image_size=hp.image_size, augment=augment, heatmap_rule=hp.heatmap_rule, seed=hp.seed)
         self.train_set = self._dataset(hp.sampling, train, train_cfg, cache)
+        if self.semisup is not None and self.semisup.mode != "none":
+            pseudo = self.semisup.unlabelled_dataset(unlabelled, hp.sampling, train_cfg, hp.seed)
+            self._streams = (len(self.train_set), len(pseudo))
+            self.train_set = TwoStreamDataset([self.train_set, pseudo])
         if val is not None:
             val_cfg = SampleConfig(image_size=hp.image_size, heatmap_rule=hp.heatmap_rule, seed=hp.seed)
             self.val_set = self._dataset("image", val, val_cfg, cache)
@@ -165,13 +240,25 @@ class GazeDataModule(L.LightningDataModule):
         self, sampling: str, frames: Sequence[Frame], config: SampleConfig, cache: FeatureCache | None
     ) -> PersonDataset | ImageDataset:
         in_frame_only = self.hparams.in_frame_only
+        hp = self.hparams
+
+        def make(cls: type, *args, **kwargs) -> Dataset:
+            if hp.depth_dir:
+                return DEPTH_VARIANTS[cls](*args, depth_dir=hp.depth_dir, **kwargs)
+            return cls(*args, **kwargs)
+
+        if sampling == "sequence":
+            windows = make(SequenceDataset, frames, hp.sequence_length, hp.sequence_stride, config)
+            if not len(windows):
+                raise GazelabError(f"{hp.train}: no head track for sampling: sequence (needs a video format)")
+            return windows
         if sampling == "person":
             if cache is not None:
                 return CachedPersonDataset(cache, frames, config, in_frame_only=in_frame_only)
-            return PersonDataset(frames, config, in_frame_only=in_frame_only)
+            return make(PersonDataset, frames, config, in_frame_only=in_frame_only)
         if in_frame_only:
             frames = [f.with_people([p for p in f.people if p.inout is True]) for f in frames]
-        return CachedImageDataset(cache, frames, config) if cache is not None else ImageDataset(frames, config)
+        return CachedImageDataset(cache, frames, config) if cache is not None else make(ImageDataset, frames, config)
 
     def _build_cache(self, train: Sequence[Frame], val: Sequence[Frame] | None) -> FeatureCache:
         """Fill the cache (each process a share of the missing views) and wait until every share is written."""
@@ -209,6 +296,8 @@ class GazeDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
+        if self._streams is not None:
+            return self._two_stream_loader()
         sampler = EpochSampler(
             self.train_set,
             num_replicas=trainer.world_size if trainer else 1,
@@ -217,11 +306,37 @@ class GazeDataModule(L.LightningDataModule):
             seed=self.hparams.seed,
         )
         collate = collate_features if self.hparams.feature_cache else collate_people
+        if self.hparams.sampling == "sequence":
+            collate = collate_sequence_people
+        if self.hparams.depth_dir:
+            collate = SplitDepth(collate)
         return self._loader(self.train_set, self.hparams.batch_size, sampler, collate)
+
+    def _two_stream_loader(self) -> DataLoader:
+        """Batches of labelled + pseudo-labelled samples; an epoch is one pass over the unlabelled stream."""
+        trainer, semisup = self.trainer, self.semisup
+        sampler = TwoStreamBatchSampler(
+            *self._streams,
+            semisup.labelled_per_batch,
+            semisup.unlabelled_per_batch,
+            seed=self.hparams.seed,
+            dataset=self.train_set,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
+        return DataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            collate_fn=collate_two_stream,
+            num_workers=self.hparams.num_workers,
+            pin_memory=trainer is not None and trainer.strategy.root_device.type == "cuda",
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
         base = collate_features if self.hparams.feature_cache else collate_people
         size = self.hparams.val_batch_size or self.hparams.batch_size
+        if self.hparams.depth_dir:
+            base = SplitDepth(base)
         return self._loader(self.val_set, size, None, RowCollate(self._val_rows, base))
