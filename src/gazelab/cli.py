@@ -32,7 +32,7 @@ def _register_commands() -> None:
     # Imported here so that `import gazelab` stays light; each module adds its commands to `app`.
     import gazelab.commands.eval  # noqa: F401
     import gazelab.commands.train  # noqa: F401
-    from gazelab.commands import data, demo, models, predict, prior, split, synth, video  # noqa: F401
+    from gazelab.commands import data, demo, export, models, predict, prior, refine, split, synth, video  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,3 +45,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"gazelab: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:  # a bug, not the user's doing: one line, the traceback on request
+        if _state["debug"]:
+            raise
+        print(f"gazelab: internal error: {type(err).__name__}: {err} — rerun with `gazelab --debug ...` for the "
+              "traceback and please report it", file=sys.stderr)  # fmt: skip
+        sys.exit(1)

@@ -18,7 +18,9 @@ from gazelab.errors import DataError
 # EXIF orientations that swap width and height (rotations by 90/270, with or without a mirror).
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION_TAG = 0x0112
-MAX_IMAGE_PIXELS = 20_000 * 20_000
+MAX_IMAGE_PIXELS = 178_956_970
+"""Largest picture accepted (179 MP, about 0.5 GB decoded; Pillow's decompression-bomb error threshold): a larger
+header is refused before any pixel is decoded, also when a user has switched Pillow's own guard off."""
 
 
 def _open(path: str | Path) -> Image.Image:
@@ -29,11 +31,15 @@ def _open(path: str | Path) -> Image.Image:
         raise DataError(f"{path}: image file is empty (0 bytes) — re-copy or remove it")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from 89 MP on; real photos (100 MP cameras) get there, so only the error counts.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning) as err:
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{path}: image too large ({err}) — downscale it first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{path}: not a readable image ({err}) — re-encode or remove it") from None
     if image.width * image.height > MAX_IMAGE_PIXELS:
+        image.close()
         raise DataError(f"{path}: image is {image.width}x{image.height}, too large — downscale it first")
     return image
 

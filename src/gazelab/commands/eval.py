@@ -3,7 +3,8 @@
 Writes to ``--out``: ``predictions.csv`` (one row per person: image, person, head box, predicted point,
 in/out score and the person's metric values; re-scorable with ``--predictions``), ``heatmaps.npz`` (with
 ``--save-heatmaps``), ``summary.json`` (protocol, counts, metric means, notes) and ``metrics.md`` (the table
-that is also printed).
+that is also printed). Files are written atomically, ``summary.json`` last: an interrupted run leaves no partial
+file, and running the same command again gives the same files.
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ def _run_model(
     from gazelab.models import create_model
 
     pretrained: bool | str = {None: True, "pretrained": True, "none": False}.get(weights, weights)  # type: ignore[arg-type]
+    if not pretrained:
+        import torch
+
+        torch.manual_seed(0)  # the same random model on every run, so smoke-test reports can be compared
     net = create_model(name, pretrained=pretrained, backbone_weights=None if pretrained else False)
     columns = (TextColumn(f"{name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
@@ -166,8 +171,15 @@ def _write(
     summary.update(
         annotations=str(annotations), format=frames.report.format, loaded=frames.report.summary(), predictions=source
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "metrics.md").write_text(report.markdown(source) + "\n", encoding="utf-8")
+    # Every file is written atomically; summary.json comes last, so its presence means the run finished.
+    _write_text(out / "metrics.md", report.markdown(source) + "\n")
+    _write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    from gazelab.train.atomic import write_atomic
+
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _table(report: MetricReport) -> Table:

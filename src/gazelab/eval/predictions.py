@@ -24,6 +24,7 @@ Every annotated person needs exactly one prediction; anything else is an error n
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from torch import Tensor
 
 from gazelab.errors import GazelabError
 from gazelab.eval.metrics import EvalTargets
+from gazelab.train.atomic import write_atomic
 from gazelab.types import Frame, Person
 
 CSV_COLUMNS = ("path", "person", "head_x1", "head_y1", "head_x2", "head_y2", "x", "y", "inout")
@@ -99,23 +101,26 @@ def write_predictions_csv(
     inout: Tensor | None = None,
     extra: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """One row per person (the format above), plus ``person_id`` and any ``extra`` per-person columns."""
+    """One row per person (the format above), plus ``person_id`` and any ``extra`` per-person columns.
+
+    Written atomically (as are the heatmaps), so an interrupted evaluation never leaves a partial file."""
     extra = extra or {}
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, "person_id", *extra])
+    row = 0
+    for frame in frames:
+        for index, person in enumerate(frame.people):
+            box = head_pixels(frame, person)
+            cells = [frame.path, index, *(("",) * 4 if box is None else (_num(v) for v in box))]
+            cells += [_num(float(points[row, 0])), _num(float(points[row, 1]))]
+            cells.append("" if inout is None else _num(float(inout[row])))
+            cells.append(person.person_id or "")
+            cells += [_num(float(values[row])) for values in extra.values()]
+            writer.writerow(cells)
+            row += 1
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([*CSV_COLUMNS, "person_id", *extra])
-        row = 0
-        for frame in frames:
-            for index, person in enumerate(frame.people):
-                box = head_pixels(frame, person)
-                cells = [frame.path, index, *(("",) * 4 if box is None else (_num(v) for v in box))]
-                cells += [_num(float(points[row, 0])), _num(float(points[row, 1]))]
-                cells.append("" if inout is None else _num(float(inout[row])))
-                cells.append(person.person_id or "")
-                cells += [_num(float(values[row])) for values in extra.values()]
-                writer.writerow(cells)
-                row += 1
+    write_atomic(path, lambda handle: handle.write(text.getvalue().encode("utf-8")))
     return path
 
 
@@ -133,7 +138,7 @@ def write_heatmaps_npz(path: Path, frames: Sequence[Frame], heatmaps: Tensor, in
     if inout is not None:
         arrays["inout"] = inout.detach().cpu().to(torch.float64).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
     return path
 
 
@@ -209,10 +214,13 @@ def _read_npz(path: Path, frames: Sequence[Frame]) -> tuple[Tensor, Tensor | Non
 def _read_csv(path: Path, frames: Sequence[Frame]) -> tuple[Tensor, Tensor | None]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in ("path", "x", "y") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise GazelabError(f"{path}: missing columns {missing} (needs path, x, y and person or a head box)")
-        rows = list(reader)
+        try:
+            missing = [c for c in ("path", "x", "y") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise GazelabError(f"{path}: missing columns {missing} (needs path, x, y and person or a head box)")
+            rows = list(reader)
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise GazelabError(f"{path}: not a readable UTF-8 CSV near line {reader.line_num + 1} ({err})") from None
     by_path = {frame.path: frame for frame in frames}
     keys: list[Key] = []
     points: list[tuple[float, float]] = []

@@ -21,11 +21,11 @@ from gazelab.train.checkpointing import RandomState
 from gazelab.train.cli import GazeCLI
 
 
-def build_cli(args: Sequence[str]) -> GazeCLI:
+def build_cli(args: Sequence[str], cli_class: type[GazeCLI] = GazeCLI) -> GazeCLI:
     """Parse ``args`` (``--config FILE`` and overrides) and build trainer, model and data — without training."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        return GazeCLI(
+        return cli_class(
             DiffusionModule,
             LightningDataModule,
             subclass_mode_data=True,

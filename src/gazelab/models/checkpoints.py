@@ -136,10 +136,14 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: weight file not found")
     if path.suffix == ".safetensors":
         try:
+            from safetensors import SafetensorError
             from safetensors.torch import load_file
         except ImportError:
             raise CheckpointError(f"{path}: reading .safetensors needs `pip install safetensors`") from None
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except SafetensorError as err:
+            raise CheckpointError(f"{path}: not a readable .safetensors file ({err}) — download it again") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:

@@ -12,8 +12,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gazelab.errors import GazelabError
+
 State = tuple[Tensor, Tensor]
 """(h, c), each [layers, batch, channels, height, width]."""
+
+
+def packed_order(clip_index: Tensor, frame_step: Tensor) -> tuple[Tensor, list[int]]:
+    """Rows of several clips in any order -> (permutation into packed time-major order, ``batch_sizes``).
+
+    ``clip_index`` [N] names each row's clip and ``frame_step`` [N] its position (0, 1, ... without gaps) in the
+    clip. Clips are ordered longest first (ties by clip index), as a ``PackedSequence`` wants.
+    """
+    clips, position, lengths = torch.unique(clip_index, return_inverse=True, return_counts=True)
+    rank = torch.empty_like(lengths)
+    rank[torch.sort(-lengths, stable=True).indices] = torch.arange(len(clips), device=lengths.device)
+    key = frame_step.long() * len(clips) + rank[position]
+    if bool((frame_step < 0).any() | (frame_step >= lengths[position]).any()) or len(key.unique()) != len(key):
+        raise GazelabError("each clip's frame_step must number its frames 0, 1, ... once each")
+    order = torch.argsort(key)
+    batch_sizes = [int((lengths > step).sum()) for step in range(int(lengths.max()))]
+    return order, batch_sizes
 
 
 class ConvLSTM(nn.Module):

@@ -7,7 +7,8 @@
   file); a full official model state dict (``backbone.model.*``) and gazelab's own files (``backbone.*``)
   load too. The fixed ``pos_embed`` buffer is taken from the file when present, recomputed otherwise.
 - Chong-style models (VAT, PDP): the released ``.pt`` files (weights under ``model``, unwrapped when read) use
-  the model's own names; they load strictly.
+  the model's own names; they load strictly. Their ImageNet start (how the authors trained) maps torchvision's
+  ResNet-50 onto both trunks: see :func:`load_imagenet_trunks`.
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ def load_gazelle(
 
 _CHONG_INOUT = tuple(f"{name}_inout." for name in ("compress_conv1", "compress_bn1", "compress_conv2", "compress_bn2"))
 _CHONG_INOUT += ("fc_inout.",)
+_CHONG_VIDEO_ONLY = ("convlstm_scene.", "temporal_")
+"""Parts only the video models have (plus every block's ``bn_ds``; temporal PDP's ``fc_inout`` is in/out)."""
+
+
+def _video_only(key: str) -> bool:
+    return key.startswith(_CHONG_VIDEO_ONLY) or ".bn_ds." in key
 
 
 def load_chong(
@@ -114,7 +121,56 @@ def load_chong(
 ) -> LoadReport:
     """VAT or PDP weights (official names) into ``model``, strictly.
 
-    With ``allow_missing_inout`` a VAT file without the in/out branch loads, leaving it as initialised.
+    With ``allow_missing_inout`` a file without the in/out branch loads, leaving it as initialised; into a
+    video model (VAT ConvLSTM, temporal PDP) the image model's file loads too, leaving the video-only parts
+    (ConvLSTM, temporal attention, ``bn_ds``) as initialised — how the authors start video training.
     """
-    allowed = (lambda key: key.startswith(_CHONG_INOUT)) if allow_missing_inout else ()
-    return load_state(model, state_dict, source, allow_missing=allowed)
+    video = any(_video_only(key) for key in model.state_dict())
+
+    def allowed(key: str) -> bool:
+        return key.startswith(_CHONG_INOUT) or (video and _video_only(key))
+
+    return load_state(model, state_dict, source, allow_missing=allowed if allow_missing_inout else ())
+
+
+def chong_state_dict(model: ChongModel, include_backbone: bool = True) -> dict[str, Tensor]:
+    """A trained VAT/PDP model in the released layout: every parameter and buffer under its own name (the
+    released files are whole models, trunks included, so ``include_backbone`` changes nothing). Saved as
+    is it loads with :func:`load_chong`; the authors' code reads ``torch.load(f)["model"]``, so wrap it as
+    ``{"model": state}`` for them."""
+    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+
+
+_RESNET_PARTS = re.compile(r"^(conv1|bn1|layer[1-4])\.(.*)$")
+
+
+def load_imagenet_trunks(model: ChongModel, state_dict: Mapping[str, Tensor], source: str) -> LoadReport:
+    """torchvision ResNet-50 (``IMAGENET1K_V1``) weights onto the scene and face trunks.
+
+    ``conv1``/``bn1``/``layer1-4`` go to both trunks; ``fc`` is dropped; ``layer5`` (not in ResNet-50), the
+    ``bn_ds`` BatchNorms of the temporal model and everything after the trunks keep their initialisation. The
+    scene stem's extra input channels (head, depth) start at zero, so at step 0 the scene trunk computes
+    exactly ImageNet's features and learns to use the extra channels from there (mean-initialising them
+    would shift every first-layer activation by the head box). Anything else that does not fit is an error.
+    """
+    mapped: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        match = _RESNET_PARTS.match(key)
+        if match is None:
+            if key.startswith("fc."):
+                continue
+            raise CheckpointError(f"{source}: unexpected key {key!r} — expected a torchvision ResNet-50 state dict")
+        for part in ("scene", "face"):
+            mapped[f"{match[1]}_{part}.{match[2]}"] = value
+    stem = model.conv1_scene.weight
+    rgb = mapped.get("conv1_scene.weight")
+    if rgb is not None and rgb.ndim == 4 and rgb.shape[1] == 3 and stem.shape[1] > 3:
+        padded = rgb.new_zeros(rgb.shape[0], stem.shape[1], *rgb.shape[2:])
+        padded[:, :3] = rgb
+        mapped["conv1_scene.weight"] = padded
+    trunk = re.compile(r"^(conv1|bn1|layer[1-4])_(scene|face)\.")
+
+    def kept(key: str) -> bool:
+        return trunk.match(key) is None or ".bn_ds." in key
+
+    return load_state(model, mapped, source, allow_missing=kept)

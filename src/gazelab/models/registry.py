@@ -18,13 +18,17 @@ from gazelab.errors import GazelabError
 from gazelab.models.base import GazeModel
 from gazelab.models.checkpoints import LoadReport, WeightFile, fetch, load_state_dict_file
 from gazelab.models.gazelle import GazeLLE, GazeLLEConfig
-from gazelab.models.official import load_chong, load_dinov2, load_gazelle
+from gazelab.models.official import load_chong, load_dinov2, load_gazelle, load_imagenet_trunks
+from gazelab.models.official_semgaze import load_semgaze
 from gazelab.models.pdp import PDPSpatial
 from gazelab.models.pdp_temporal import PDPTemporal
+from gazelab.models.semgaze import SemGaze, SemGazeConfig
 from gazelab.models.vat import VATSpatial, VATTemporal
 
 GAZELLE_RELEASE = "https://github.com/fkryan/gazelle/releases/download/v1.0.0/"
 DINOV2_RELEASE = "https://dl.fbaipublicfiles.com/dinov2/"
+RESNET50_IMAGENET = WeightFile("https://download.pytorch.org/models/resnet50-0676ba61.pth")
+"""torchvision's ResNet-50 ``IMAGENET1K_V1`` (``ResNet50_Weights.IMAGENET1K_V1.url``): the Chong trunks' start."""
 
 
 def _dinov2_file(arch: str, registers: int = 0) -> WeightFile:
@@ -96,22 +100,45 @@ def _gazelle_synth() -> ModelSpec:
     return _gazelle("gazelle_synth", config, released=False, data=data)
 
 
-def _no_backbone_file(model: GazeModel, state_dict: dict[str, Tensor], source: str) -> LoadReport:
-    raise GazelabError(f"{source}: Chong-style models (VAT, PDP) have no separate backbone file; load the full model")
+def _chong(name: str, build: Callable[[], GazeModel], tiny: bool = False, data: str | None = None) -> ModelSpec:
+    """VAT / PDP architectures; no download URL is listed, so ``pretrained`` takes a path to the official file.
 
-
-def _chong(name: str, build: Callable[[], GazeModel]) -> ModelSpec:
-    """VAT / PDP architectures; no download URL is listed, so ``pretrained`` takes a path to the official file."""
+    Their "backbone" is the two ResNet-50 trunks: ``backbone_weights=True`` starts them from torchvision's
+    ImageNet ResNet-50, as the authors trained. ``tiny`` variants (stem width 8) keep the real geometry for tests.
+    """
     return ModelSpec(
         name=name,
-        build=build,
+        build=partial(build, width=8) if tiny else build,
         load_weights=lambda model, sd, source, allow: load_chong(model, sd, source, allow_missing_inout=allow),
-        load_backbone=_no_backbone_file,
+        load_backbone=load_imagenet_trunks,
         backbone="resnet50_chong",
         weights=None,
-        backbone_weights=None,
-        data="authors' release, by path (no URL listed)",
+        backbone_weights=None if tiny else RESNET50_IMAGENET,
+        data=data or ("none (random weights, for tests)" if tiny else "authors' release, by path (no URL listed)"),
     )
+
+
+def _semgaze(name: str, config: SemGazeConfig, data: str) -> ModelSpec:
+    """SemGaze; the authors' Lightning checkpoints have no URL listed, so ``pretrained`` takes their path."""
+    return ModelSpec(
+        name=name,
+        build=partial(SemGaze, config),
+        load_weights=lambda model, sd, source, allow: load_semgaze(model, sd, source),
+        load_backbone=_no_separate_backbone,
+        backbone="multimae_vitb16" if config.dim == 768 else "none",
+        weights=None,
+        backbone_weights=None,
+        data=data,
+    )
+
+
+def _no_separate_backbone(model: GazeModel, state_dict: dict[str, Tensor], source: str) -> LoadReport:
+    raise GazelabError(f"{source}: SemGaze models load as a whole (their checkpoint holds the image encoder)")
+
+
+SEMGAZE_TINY = SemGazeConfig(image_size=128, patch_size=8, dim=64, depth=3, heads=4, head_size=32,
+                             decoder_heads=4, decoder_mlp=128)  # fmt: skip
+"""Real output geometry (16x16 tokens, 64x64 heatmaps, 512-d labels) at a small width: tests, synthetic data."""
 
 
 _GAZEFOLLOW = "GazeFollow"
@@ -131,9 +158,19 @@ MODEL_ZOO: dict[str, ModelSpec] = {
         _gazelle_synth(),
         _chong("vat_spatial", VATSpatial),
         _chong("vat_temporal", VATTemporal),
+        _chong("vat_gc", partial(VATSpatial, gradcam=True), data="none published (GCDR's baseline: train it)"),
         _chong("pdp_spatial", PDPSpatial),
         _chong("pdp_spatial_depth", partial(PDPSpatial, depth=True)),
         _chong("pdp_temporal_depth", partial(PDPTemporal, depth=True)),
+        _chong("vat_spatial_tiny", VATSpatial, tiny=True),
+        _chong("vat_temporal_tiny", VATTemporal, tiny=True),
+        _chong("vat_gc_tiny", partial(VATSpatial, gradcam=True), tiny=True),
+        _chong("pdp_spatial_tiny", PDPSpatial, tiny=True),
+        _chong("pdp_spatial_depth_tiny", partial(PDPSpatial, depth=True), tiny=True),
+        _chong("pdp_temporal_depth_tiny", partial(PDPTemporal, depth=True), tiny=True),
+        _semgaze("semgaze_gazefollow", SemGazeConfig(), "GazeFollow (authors' checkpoint, by path; no URL listed)"),
+        _semgaze("semgaze_gazehoi", SemGazeConfig(), "GazeHOI (authors' checkpoint, by path; no URL listed)"),
+        _semgaze("semgaze_tiny", SEMGAZE_TINY, "none (random; train it: configs/synthetic/semgaze_tiny.yaml)"),
     ]
 }
 

@@ -9,6 +9,7 @@ whose backbone was trained too keeps it, under ``backbone.*`` (gazelab's layout,
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from gazelab.models import get_model_spec
 from gazelab.models.base import GazeModel
 from gazelab.models.checkpoints import CheckpointError, load_state
 from gazelab.models.gazelle import GazeLLE
+from gazelab.models.official import chong_state_dict
+from gazelab.models.vat import ChongModel
 from gazelab.train.atomic import write_atomic
 
 Exporter = Callable[[GazeModel, bool], dict[str, Tensor]]
@@ -34,7 +37,7 @@ def gazelle_state_dict(model: GazeLLE, include_backbone: bool) -> dict[str, Tens
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
-EXPORTERS: dict[type[GazeModel], Exporter] = {GazeLLE: gazelle_state_dict}
+EXPORTERS: dict[type[GazeModel], Exporter] = {GazeLLE: gazelle_state_dict, ChongModel: chong_state_dict}
 
 
 def official_state_dict(model: GazeModel, include_backbone: bool = False) -> dict[str, Tensor]:
@@ -62,6 +65,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
         hparams = ckpt["hyper_parameters"]
         name, trained_backbone = hparams["name"], bool(hparams["train_backbone"])
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{checkpoint}: refused — the file holds Python objects other than tensors and plain values "
+            "(a checkpoint could run code when loaded); export only checkpoints you trained"
+        ) from None
     except (OSError, RuntimeError, KeyError, TypeError) as err:
         raise CheckpointError(f"{checkpoint}: not a gazelab training checkpoint ({err})") from None
     model = get_model_spec(name).build()

@@ -15,12 +15,14 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from gazelab.errors import GazelabError
 from gazelab.models import MODEL_ZOO, create_model
 from gazelab.models.base import GazeModel, GazeOutput
 from gazelab.models.checkpoints import fetch
 from gazelab.train.losses import CombinedLoss
+from gazelab.train.losses_semgaze import semantic_targets
 from gazelab.train.metric import ProtocolMetric
 from gazelab.train.optim import build_optimizer, build_scheduler, parameter_groups
 
@@ -49,14 +51,25 @@ class GazeModule(L.LightningModule):
         allow_missing_inout: start an in/out model from weights without the in/out head (VAT fine-tuning).
         train_backbone: train the image encoder too (False keeps it frozen, in eval mode; then its features
             can be cached).
+        trainable: if given, only parameters whose name contains one of these substrings train; the rest are
+            frozen (VAT's video fine-tuning trains the ConvLSTM, deconvolutions, ``conv4`` and ``fc_inout``).
+        freeze_bn: keep every BatchNorm in eval mode (running statistics fixed), as VAT's video fine-tuning.
         losses: loss term name -> weight (default ``{heatmap_bce: 1.0}``).
         protocol: evaluation protocol scored on the validation set each epoch.
         optimizer: ``adam``, ``adamw`` or ``sgd``.
         lr: learning rate of every parameter not matched by ``lr_groups``.
         weight_decay: of the optimiser.
         lr_groups: parameter-name substring -> learning rate (Gaze-LLE VAT: ``{inout: 0.01}``).
-        scheduler: None (constant) or ``cosine`` (annealed per epoch over ``trainer.max_epochs``).
+        scheduler: None (constant), ``cosine`` (annealed per epoch over ``trainer.max_epochs``) or ``multistep``.
         min_lr: the cosine schedule's final learning rate.
+        milestones: epochs at which ``multistep`` multiplies the rates by ``gamma`` (PDP: [15, 22, 30]).
+        gamma: the ``multistep`` factor (PDP: 0.2).
+        vocabulary: label vocabulary of a semantic model (a ``vocab2id.json``, a file of names, or ``a,b,c``):
+            batches then get label ids, text embeddings and the learnable temperature of ``info_nce``.
+        text_model: what embeds the vocabulary (a CLIP model name or folder, or ``random``).
+
+    A batch may carry ``extras``: per-person tensors handed to the model as ``people.extras`` (sequence
+    positions ``clip_index``/``frame_step`` for temporal models, ``depth`` for PDP, ``gradcam`` for VAT-GC).
     """
 
     def __init__(
@@ -74,6 +87,12 @@ class GazeModule(L.LightningModule):
         lr_groups: dict[str, float] | None = None,
         scheduler: str | None = None,
         min_lr: float = 0.0,
+        trainable: list[str] | None = None,
+        freeze_bn: bool = False,
+        milestones: list[int] | None = None,
+        gamma: float = 0.1,
+        vocabulary: str | None = None,
+        text_model: str = "openai/clip-vit-base-patch16",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -84,7 +103,10 @@ class GazeModule(L.LightningModule):
             allow_missing_inout=allow_missing_inout,
         )
         self.model.backbone.requires_grad_(train_backbone)
+        if trainable:
+            _train_only(self.model, trainable)
         self.loss = CombinedLoss(losses or DEFAULT_LOSSES)
+        self.semantic = semantic_targets(vocabulary, text_model) if vocabulary else None
         self.val_metric: ProtocolMetric | None = None
 
     def train(self, mode: bool = True) -> GazeModule:
@@ -92,12 +114,19 @@ class GazeModule(L.LightningModule):
         super().train(mode)
         if not self.hparams.train_backbone:
             self.model.backbone.eval()
+        if self.hparams.get("freeze_bn"):
+            for module in self.model.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
         return self
 
     def forward(self, batch: dict[str, Any]) -> GazeOutput:
         """A collated batch (``images`` or cached ``features``, ``heads``, ``image_index``) -> model output."""
         images = batch.get("images")
         people = self.model.prepare_people(batch["heads"], batch["image_index"], images)
+        people.extras.update({name: value.to(self.device) for name, value in batch.get("extras", {}).items()})
+        if self.semantic is not None and "labels" in batch:
+            self.semantic.add_to(batch)
         features = batch.get("features")
         if features is None:
             with torch.set_grad_enabled(self.hparams.train_backbone and torch.is_grad_enabled()):
@@ -112,6 +141,11 @@ class GazeModule(L.LightningModule):
         if len(losses) > 2:
             self.log_dict({f"train_{k}": v for k, v in losses.items() if k != "total"}, on_step=False, **log)
         return losses["total"]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """SemGaze caps the contrastive temperature's logit scale at log(100) after every optimiser step."""
+        if self.semantic is not None:
+            self.semantic.clamp_()
 
     def on_validation_epoch_start(self) -> None:
         targets = self.trainer.datamodule.val_targets
@@ -130,7 +164,25 @@ class GazeModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        groups = parameter_groups(self.model.named_parameters(), hp.lr, hp.lr_groups)
+        named = list(self.model.named_parameters())
+        if self.semantic is not None:  # the contrastive temperature trains with the model
+            named += list(self.semantic.named_parameters(prefix="semantic"))
+        groups = parameter_groups(named, hp.lr, hp.lr_groups)
         optimizer = build_optimizer(hp.optimizer, groups, hp.weight_decay)
-        scheduler = build_scheduler(hp.scheduler, optimizer, self.trainer.max_epochs or 0, hp.min_lr)
+        epochs = self.trainer.max_epochs or 0
+        scheduler = build_scheduler(
+            hp.scheduler, optimizer, epochs, hp.min_lr, hp.get("milestones") or (), hp.get("gamma", 0.1)
+        )
         return {"optimizer": optimizer} if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def _train_only(model: torch.nn.Module, patterns: list[str]) -> None:
+    """Freeze every parameter whose name contains none of ``patterns`` (a pattern matching nothing is a typo)."""
+    matched = {pattern: False for pattern in patterns}
+    for name, param in model.named_parameters():
+        hits = [pattern for pattern in patterns if pattern in name]
+        param.requires_grad_(bool(hits))
+        matched.update(dict.fromkeys(hits, True))
+    unused = [pattern for pattern, hit in matched.items() if not hit]
+    if unused:
+        raise GazelabError(f"trainable {unused} match no parameter name of {type(model).__name__}")

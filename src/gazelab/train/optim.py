@@ -2,13 +2,14 @@
 
 Recipes differ in what they need here: Gaze-LLE trains its decoder with Adam at 1e-3 and a per-epoch cosine
 schedule on GazeFollow, and fine-tunes on VideoAttentionTarget with two parameter groups (names containing
-``inout`` at 1e-2, the rest at 1e-5). Groups are chosen by a substring of the parameter name — the rule of
+``inout`` at 1e-2, the rest at 1e-5). PDP trains with Adam at 2.5e-4 (``qkv`` at half) and divides the rate
+by 5 at fixed epochs (``multistep``). Groups are chosen by a substring of the parameter name — the rule of
 the reference code — so a recipe states them in YAML without knowing the module tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
 }
-SCHEDULERS = ("cosine",)
+SCHEDULERS = ("cosine", "multistep")
 
 
 def parameter_groups(
@@ -58,13 +59,27 @@ def build_optimizer(name: str, groups: list[dict[str, Any]], weight_decay: float
 
 
 def build_scheduler(
-    name: str | None, optimizer: torch.optim.Optimizer, epochs: int, min_lr: float
+    name: str | None,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    min_lr: float,
+    milestones: Sequence[int] = (),
+    gamma: float = 0.1,
 ) -> dict[str, Any] | None:
-    """A Lightning scheduler config stepped once per epoch (as the references), or None for a constant lr."""
+    """A Lightning scheduler config stepped once per epoch (as the references), or None for a constant lr.
+
+    ``cosine`` anneals to ``min_lr`` over ``epochs``; ``multistep`` multiplies every group's rate by ``gamma``
+    at each of the epochs in ``milestones``.
+    """
     if name is None:
         return None
-    if name != "cosine":
+    if name not in SCHEDULERS:
         raise GazelabError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)} or null")
+    if name == "multistep":
+        if not milestones or list(milestones) != sorted(set(milestones)):
+            raise GazelabError(f"the multistep schedule needs increasing milestones (epochs), got {list(milestones)}")
+        steps = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
+        return {"scheduler": steps, "interval": "epoch"}
     if epochs < 1:
         raise GazelabError("the cosine schedule needs trainer.max_epochs (its length in epochs)")
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)

@@ -8,16 +8,20 @@
   no such output. The gaze point is written even when ``inout`` < 0.5 (filter on it as suits the use).
 - JSON, ``{"video": ..., "width", "height", "fps", "model", "frames": [{"frame", "time_s", "name", "people":
   [{"track_id", "head", "head_px", "point", "point_px", "inout", "label"}]}]}`` with normalized and pixel
-  values (as ``gazelab predict``'s JSON); streamed, so the file is complete only once closed.
+  values (as ``gazelab predict``'s JSON).
+
+Both are streamed into ``.<name>.part`` files beside their targets and renamed only when the run finished, so
+an interrupted run never leaves a complete-looking partial CSV (or a JSON closed after a crash).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from gazelab.video.runner import FrameResult
 
@@ -38,14 +42,14 @@ class ResultWriter:
         self.rows = 0
         self._csv_file = self._json_file = None
         self._first_frame = True
+        self._targets = [p for p in (csv_path, json_path) if p is not None]
+        """Final names; the files are written as ``.<name>.part`` and renamed by :meth:`close`."""
         if csv_path is not None:
-            csv_path.parent.mkdir(parents=True, exist_ok=True)
-            self._csv_file = csv_path.open("w", encoding="utf-8", newline="")
+            self._csv_file = _partial_open(csv_path, newline="")
             self._csv = csv.writer(self._csv_file)
             self._csv.writerow(CSV_COLUMNS)
         if json_path is not None:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            self._json_file = json_path.open("w", encoding="utf-8")
+            self._json_file = _partial_open(json_path)
             opening = json.dumps({**header, "frames": []}, indent=1)
             self._json_file.write(opening[: opening.rindex("[") + 1] + "\n")
 
@@ -72,11 +76,23 @@ class ResultWriter:
             self._first_frame = False
 
     def close(self) -> None:
-        if self._csv_file is not None:
-            self._csv_file.close()
+        """Finish both files and move them to their final names."""
         if self._json_file is not None:
             self._json_file.write("\n ]\n}\n")
-            self._json_file.close()
+        self._close_handles()
+        for path in self._targets:
+            os.replace(_partial(path), path)
+
+    def discard(self) -> None:
+        """Give up: delete the unfinished files (the final names are left as they were)."""
+        self._close_handles()
+        for path in self._targets:
+            _partial(path).unlink(missing_ok=True)
+
+    def _close_handles(self) -> None:
+        for handle in (self._csv_file, self._json_file):
+            if handle is not None:
+                handle.close()
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -84,4 +100,16 @@ class ResultWriter:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self.close()
+        if error is None:
+            self.close()
+        else:
+            self.discard()
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.part")
+
+
+def _partial_open(path: Path, newline: str | None = None) -> TextIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _partial(path).open("w", encoding="utf-8", newline=newline)

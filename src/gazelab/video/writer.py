@@ -4,10 +4,14 @@ H.264 (``libx264``, ``yuv420p``: what every browser and player plays) when the F
 PyPI wheels do — else MPEG-4 Part 2 (``mpeg4``, always built into FFmpeg; larger files, plays in VLC/ffmpeg
 but not in browsers), with a note on stderr. 4:2:0 chroma needs even sizes, so an odd width or height is
 padded by repeating the last column/row.
+
+The file is written as ``.<name>.part`` beside the target and renamed when it is finished, so an interrupted
+run (Ctrl-C, a crash, ``kill -9``) never leaves a complete-looking but truncated video under the final name.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -44,8 +48,9 @@ class VideoWriter:
         if self.codec != "libx264":
             print(f"gazelab: note: no H.264 encoder in this FFmpeg; writing {self.path} as MPEG-4", file=sys.stderr)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._partial = self.path.with_name(f".{self.path.name}.part")
         try:
-            self._container = av.open(str(self.path), mode="w")
+            self._container = av.open(str(self._partial), mode="w", format="mp4")
         except av.error.FFmpegError as err:
             raise GazelabError(f"{self.path}: cannot write a video there ({err})") from None
         rate = Fraction(fps).limit_denominator(1001)
@@ -71,9 +76,17 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
-        """Flush the encoder and finish the file."""
+        """Flush the encoder, finish the file and move it to its final name."""
         self._container.mux(self._stream.encode(None))
         self._container.close()
+        os.replace(self._partial, self.path)
+
+    def discard(self) -> None:
+        """Give up: close the unfinished file and delete it (the final name is left as it was)."""
+        try:
+            self._container.close()
+        finally:
+            self._partial.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -81,4 +94,7 @@ class VideoWriter:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self.close()
+        if error is None:
+            self.close()
+        else:
+            self.discard()

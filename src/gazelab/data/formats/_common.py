@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 from pathlib import Path
@@ -19,6 +20,11 @@ class RowError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.detail = detail
+
+
+def csv_error(path: str | Path, line: int, err: csv.Error) -> DataError:
+    """The error for text the csv module cannot split into rows (binary data, a stray quote or carriage return)."""
+    return DataError(f"{path}:{line}: not readable as CSV ({err}) — is this the annotation file? fix that line")
 
 
 def require_file(path: str | Path, what: str) -> Path:

@@ -15,6 +15,7 @@ from gazelab.data.formats._common import (
     ImageSizes,
     RowError,
     clamp_pixel_box,
+    csv_error,
     new_frame,
     parse_float,
     pixel_box_to_box,
@@ -52,10 +53,13 @@ def read_childplay(root: str | Path, split: str = "test", check_images: bool | N
     for csv_path in sorted(ann_dir.glob("*.csv")):
         with csv_path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(f"{csv_path}: not a ChildPlay annotation file, missing columns {missing}")
-            rows.extend((csv_path, line, row) for line, row in enumerate(reader, start=2))
+            try:
+                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise DataError(f"{csv_path}: not a ChildPlay annotation file, missing columns {missing}")
+                rows.extend((csv_path, line, row) for line, row in enumerate(reader, start=2))
+            except csv.Error as err:
+                raise csv_error(csv_path, reader.line_num, err) from None
     sizes = ImageSizes(root, check_images)
     probe = []
     for _, _, row in rows[: ImageSizes.PROBE]:

@@ -28,6 +28,7 @@ from gazelab.data.formats._common import (
     ImageSizes,
     RowError,
     clamp_pixel_box,
+    csv_error,
     new_frame,
     parse_float,
     pixel_box_to_box,
@@ -101,7 +102,11 @@ def _read_rows(path: Path) -> list[list[str]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    return list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as err:
+        raise csv_error(path, reader.line_num, err) from None
 
 
 def read_gazefollow(

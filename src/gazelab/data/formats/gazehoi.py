@@ -18,6 +18,7 @@ from gazelab.data.formats._common import (
     ImageSizes,
     RowError,
     clamp_pixel_box,
+    csv_error,
     new_frame,
     parse_float,
     pixel_box_to_box,
@@ -36,14 +37,21 @@ COLUMNS = (
 )  # fmt: skip
 
 
+MAX_LABELS_TEXT = 10_000
+"""Longest ``aux_object`` cell parsed: :func:`ast.literal_eval` on long nested or chained input exhausts memory or
+the recursion limit (found by fuzzing), and real cells are a few labels long."""
+
+
 def _parse_labels(text: str) -> tuple[str, ...]:
     text = text.strip()
     if not text:
         return ()
+    if len(text) > MAX_LABELS_TEXT:
+        raise RowError("malformed row", f"aux_object is {len(text)} characters long, not a list of labels")
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise RowError("malformed row", f"aux_object={text!r} is not a list literal") from None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise RowError("malformed row", f"aux_object={text[:80]!r} is not a list literal") from None
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
@@ -58,10 +66,13 @@ def read_gazehoi(path: str | Path, root: str | Path | None = None, check_images:
     report = LoadReport(format=FORMAT, source=str(path))
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: not a GazeHOI file, missing columns {missing}")
-        rows = list(reader)
+        try:
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: not a GazeHOI file, missing columns {missing}")
+            rows = list(reader)
+        except csv.Error as err:
+            raise csv_error(path, reader.line_num, err) from None
     sizes = ImageSizes(root, check_images)
     sizes.decide([r.get("file_name") or "" for r in rows])
     frames: dict[str, Frame] = {}
@@ -146,7 +157,9 @@ def vocab_to_ids(labels: Iterable[str]) -> dict[str, int]:
 
 def write_vocab(labels: Iterable[str], path: str | Path) -> Path:
     path = Path(path)
-    path.write_text(json.dumps(vocab_to_ids(labels), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(vocab_to_ids(labels), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)  # atomically, as the annotation files
     return path
 
 

@@ -28,6 +28,8 @@ def read_gazelle_json(path: str | Path, root: str | Path | None = None) -> Annot
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be a Gaze-LLE file") from None
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a JSON list of image entries")
     report = LoadReport(format=FORMAT, source=str(path))
@@ -58,7 +60,10 @@ def _frame(entry: Any, root: Path, report: LoadReport) -> Frame:
     if width <= 0 or height <= 0:
         raise RowError("malformed row", f"image size {width}x{height}")
     frame = Frame(path=rel, width=width, height=height, root=root)
-    for head_index, head in enumerate(entry.get("heads", [])):
+    heads = entry.get("heads", [])
+    if not isinstance(heads, list):
+        raise RowError("malformed row", "heads is not a list")
+    for head_index, head in enumerate(heads):
         report.rows_read += 1
         try:
             frame.people.append(_person(head, (width, height), report))
@@ -68,7 +73,9 @@ def _frame(entry: Any, root: Path, report: LoadReport) -> Frame:
     return frame
 
 
-def _person(head: dict[str, Any], size: tuple[int, int], report: LoadReport) -> Person:
+def _person(head: Any, size: tuple[int, int], report: LoadReport) -> Person:
+    if not isinstance(head, dict):
+        raise RowError("malformed row", "head entry is not an object")
     bbox = head.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise RowError("malformed row", "head without a 4-value bbox")

@@ -21,6 +21,7 @@ from gazelab.data.formats._common import (
     ImageSizes,
     RowError,
     clamp_pixel_box,
+    csv_error,
     new_frame,
     parse_float,
     pixel_box_to_box,
@@ -66,7 +67,11 @@ def read_vat(
     sizes = ImageSizes(root, check_images)
     probe = []
     for track in track_files[: ImageSizes.PROBE]:
-        first = next(csv.reader(track.open(encoding="utf-8", errors="replace")), None)
+        with track.open(encoding="utf-8", errors="replace", newline="") as handle:
+            try:
+                first = next(csv.reader(handle), None)
+            except csv.Error as err:
+                raise csv_error(track, 1, err) from None
         if first:
             probe.append(f"images/{track.parent.parent.name}/{track.parent.name}/{first[0].strip()}")
     sizes.decide(probe)
@@ -90,7 +95,12 @@ def _read_track(
 ) -> list[tuple[str, Person]]:
     parsed: list[tuple[int, str, tuple[float, ...], tuple[float, float]]] = []
     with track.open(encoding="utf-8", errors="replace", newline="") as handle:
-        for line, row in enumerate(csv.reader(handle), start=1):
+        reader = csv.reader(handle)
+        try:
+            rows = list(reader)
+        except csv.Error as err:
+            raise csv_error(track, reader.line_num, err) from None
+        for line, row in enumerate(rows, start=1):
             if not row or all(not c.strip() for c in row):
                 continue
             report.rows_read += 1

@@ -3,6 +3,9 @@
 Standard bottlenecks (expansion 4, stride on the 3x3) in stages [3, 4, 6, 3] plus a fifth stage ``layer5`` of
 two stride-1 bottlenecks (planes 256) that brings 2048 channels down to 1024 at 7x7. Module names are those of
 the released checkpoints (``conv1_scene``, ``layer3_face.2.bn1``, ...), so their weights load without renaming.
+
+``width`` (the stem's channels, 64 in the published models) scales every stage; a narrow trunk keeps the real
+geometry (224 px in, 7x7 out) at a fraction of the cost, for tests and synthetic-data runs.
 """
 
 from __future__ import annotations
@@ -11,8 +14,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2), (256, 2, 1))
-"""(planes, blocks, stride) of layer1..layer5."""
+"""(planes, blocks, stride) of layer1..layer5 at the published width."""
 EXPANSION = 4
+WIDTH = 64
+"""The published stem width; every channel count of the Chong models is proportional to it."""
+
+
+def scaled(channels: int, width: int) -> int:
+    """``channels`` of the published model at stem width ``width``."""
+    return channels * width // WIDTH
 
 
 class Bottleneck(nn.Module):
@@ -49,31 +59,36 @@ class Bottleneck(nn.Module):
         return F.relu(y + (residual if self.bn_ds is None else self.bn_ds(residual)))
 
 
-def make_stages(in_channels: int, extra_bn: bool) -> tuple[nn.Module, nn.BatchNorm2d, list[nn.Sequential]]:
+def make_stages(
+    in_channels: int, extra_bn: bool, width: int = WIDTH
+) -> tuple[nn.Module, nn.BatchNorm2d, list[nn.Sequential]]:
     """Stem conv (7x7, stride 2) for ``in_channels``, its BatchNorm, and layer1..layer5."""
-    conv = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+    conv = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
     stages = []
-    inplanes = 64
-    for planes, blocks, stride in STAGES:
+    inplanes = width
+    for base_planes, blocks, stride in STAGES:
+        planes = scaled(base_planes, width)
         layers = []
         for index in range(blocks):
             downsample = index == 0 and (stride != 1 or inplanes != planes * EXPANSION)
             layers.append(Bottleneck(inplanes, planes, stride if index == 0 else 1, downsample, extra_bn))
             inplanes = planes * EXPANSION
         stages.append(nn.Sequential(*layers))
-    return conv, nn.BatchNorm2d(64), stages
+    return conv, nn.BatchNorm2d(width), stages
 
 
 class ChongTrunks(nn.Module):
-    """Scene trunk (on image + extra channels) and face trunk; both end at 1024x7x7 for 224 px inputs.
+    """Scene trunk (on image + extra channels) and face trunk; both end at 1024x7x7 for 224 px inputs
+    (``16 * width`` channels in general).
 
     Subclasses are the model classes themselves, so parameter names stay flat as in the checkpoints.
     """
 
-    def __init__(self, scene_channels: int, extra_bn: bool = False) -> None:
+    def __init__(self, scene_channels: int, extra_bn: bool = False, width: int = WIDTH) -> None:
         super().__init__()
+        self.width = width
         for part, channels in (("scene", scene_channels), ("face", 3)):
-            conv, bn, stages = make_stages(channels, extra_bn)
+            conv, bn, stages = make_stages(channels, extra_bn, width)
             setattr(self, f"conv1_{part}", conv)
             setattr(self, f"bn1_{part}", bn)
             for number, stage in enumerate(stages, start=1):
