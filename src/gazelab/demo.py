@@ -1,9 +1,12 @@
-"""The embedded end-to-end job: synthetic data -> check -> split -> train -> evaluate -> predict -> report.
+"""The embedded main job: GCDR semi-supervised training end to end on generated data, no download.
 
-Everything runs on this machine without a download, in a few minutes on a laptop CPU, and touches every
-public piece a user would (readers, the synthetic generator, splits, the Lightning trainer, the named
-protocols, the Predictor, drawing). When the semi-supervised (GCDR) stage lands it joins this flow; until
-then the demo trains the supervised student on the full training split.
+Synthetic scenes with simulated Grad-CAM priors -> a seeded 10 % labelled split -> the heatmap diffusion
+teacher trained on the labelled part -> refined pseudo-labels for the unlabelled part -> a student trained on
+labels + pseudo-labels (GCDR) next to the same student trained on the labels alone, for the same number of
+steps -> both evaluated on the test split with the ``gazefollow`` protocol, next to the centre prior ->
+``report.md`` with the metric table and pseudo-label examples (prior, refined map, truth). A few minutes on a
+laptop CPU; the stages are those of :mod:`gazelab.semisup.pipeline`, which the full benchmark
+(``benchmarks/semisup_synthetic.py``) runs at scale.
 """
 
 from __future__ import annotations
@@ -11,34 +14,33 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from gazelab.data.formats import read_annotations, write_gazefollow
-from gazelab.data.splits import split_frames
-from gazelab.data.synthetic import preset, write_dataset
 from gazelab.errors import GazelabError
+from gazelab.semisup.pipeline import PROTOCOL, PipelineConfig
 
-PROTOCOL = "gazefollow"
-LABELLED_FRACTION = 0.1
+EXAMPLES = 4
+"""Unlabelled people shown in the pseudo-label figure."""
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     """Sizes of the demo run; the defaults finish in a few minutes on 2 CPU cores."""
 
-    images: int = 400
-    epochs: int = 5
-    batch_size: int = 16
+    images: int = 600
+    fraction: float = 0.1
+    student_steps: int = 300
+    diffusion_epochs: int = 30
+    p_correct: float = 0.6
     seed: int = 0
 
 
-def _table(rows: dict[str, dict[str, float]]) -> Table:
-    table = Table(title=f"synthetic test split, protocol {PROTOCOL}")
+def _table(rows: dict[str, dict[str, float]], title: str) -> Table:
+    table = Table(title=title)
     for column in ("method", "AUC", "Avg L2", "Min L2"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for name, metrics in rows.items():
@@ -52,18 +54,54 @@ def _markdown(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _examples(files, prior_dir: Path, refined_dir: Path, out: Path, count: int = EXAMPLES) -> Path:
+    """A figure: per unlabelled in-frame person, the prior, the refined pseudo-label and the (hidden) truth."""
+    from PIL import Image
+
+    from gazelab.data.formats import read_annotations
+    from gazelab.io import load_image
+    from gazelab.priors.store import PriorStore, person_key
+    from gazelab.viz import draw_annotations, draw_gaze, heatmap_overlay
+
+    priors, refined = PriorStore(prior_dir), PriorStore(refined_dir)
+    tiles = []
+    for frame in read_annotations(files.unlabelled, root=files.root):
+        for i, person in enumerate(frame.people):
+            key = person_key(frame, i)
+            prior, label = priors.get(*key), refined.get(*key)
+            if not person.inout or prior is None or label is None or not label.valid:
+                continue
+            image = load_image(frame.image_path)
+            head = [(person.head, None, "")]
+            tiles.append([
+                draw_gaze(heatmap_overlay(image, prior.heatmap.astype("float32")), head),
+                draw_gaze(heatmap_overlay(image, label.heatmap.astype("float32")), head),
+                draw_annotations(image, [person]),
+            ])  # fmt: skip
+            break
+        if len(tiles) == count:
+            break
+    width, height = tiles[0][0].size
+    sheet = Image.new("RGB", (3 * width, len(tiles) * height), "white")
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            sheet.paste(tile, (c * width, r * height))
+    path = out / "pseudo_labels.png"
+    sheet.save(path)
+    return path
+
+
 def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | None = None) -> dict[str, float]:
     """Run the whole flow into ``out`` and return the headline figures (also in ``out/summary.json``)."""
-    import lightning.pytorch as L
-    from lightning.pytorch.loggers import CSVLogger
-
+    from gazelab.data.formats import read_annotations
+    from gazelab.data.synthetic import preset, write_dataset
     from gazelab.eval.baselines import make_baseline
-    from gazelab.eval.evaluate import predict_frames
     from gazelab.eval.metrics import get_protocol
     from gazelab.eval.predictions import targets_from_frames
     from gazelab.infer.predictor import Predictor
     from gazelab.io import load_image
-    from gazelab.train import GazeDataModule, GazeModule
+    from gazelab.priors.simulate import SimulationParams, write_simulated_priors
+    from gazelab.semisup import pipeline
     from gazelab.train.export import official_state_dict, save_weights
     from gazelab.viz import draw_annotations, draw_predictions
 
@@ -73,71 +111,78 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
     if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not (out / "data").exists():
         raise GazelabError(f"{out}: folder exists and is not an earlier demo output — choose another --out")
     data = out / "data"
+    run = PipelineConfig(fraction=config.fraction, seed=config.seed, student_steps=config.student_steps,
+                         diffusion_epochs=config.diffusion_epochs)  # fmt: skip
 
-    console.rule("1. synthetic data")
-    write_dataset(data, preset("small", images=config.images, seed=config.seed), preset_name="small")
+    console.rule("1. synthetic data (benchmark scenes) with simulated Grad-CAM priors")
+    write_dataset(data, preset("benchmark", images=config.images, seed=config.seed), preset_name="benchmark")
+    write_simulated_priors(data, SimulationParams(p_correct=config.p_correct, seed=config.seed))
     train = read_annotations(data / "train_annotations_release.txt")
     test = read_annotations(data / "test_annotations_release.txt")
     for name, frames in (("train", train), ("test", test)):
         console.print(f"{name}: {len(frames)} images, {frames.num_people} people — {frames.report.summary()}")
 
-    console.rule(f"2. labelled/unlabelled split ({LABELLED_FRACTION:.0%} labelled, by image)")
-    labelled, unlabelled = split_frames(train, LABELLED_FRACTION, config.seed)
-    write_gazefollow(labelled, out / "split" / "labelled.txt", split="train")
-    write_gazefollow(unlabelled, out / "split" / "unlabelled.txt", split="train")
-    console.print(f"labelled {len(labelled)} images, unlabelled {len(unlabelled)} -> {out / 'split'}")
+    console.rule(f"2. labelled/unlabelled split ({config.fraction:.0%} labelled, by image)")
+    files = pipeline.split_dataset(data, out / "split", run)
+    console.print(f"-> {files.labelled}, {files.unlabelled} (the unlabelled side is read with its labels hidden)")
 
-    console.rule(f"3. train gazelle_synth end to end ({config.epochs} epochs, full train split)")
-    L.seed_everything(config.seed, verbose=False)
-    module = GazeModule(name="gazelle_synth", train_backbone=True, losses={"heatmap_bce": 1.0}, protocol=PROTOCOL,
-                        optimizer="adamw", lr=2e-3, weight_decay=0.01, scheduler="cosine", min_lr=1e-5)  # fmt: skip
-    datamodule = GazeDataModule(
-        train=str(data / "train_annotations_release.txt"), val=str(data / "test_annotations_release.txt"),
-        image_size=224, augment="gazelle", sampling="image", batch_size=config.batch_size, val_batch_size=50,
-        num_workers=0, seed=config.seed,
-    )  # fmt: skip
-    trainer = L.Trainer(max_epochs=config.epochs, accelerator="cpu", devices=1, default_root_dir=out / "train",
-                        logger=CSVLogger(out / "train", name=""), enable_checkpointing=False,
-                        log_every_n_steps=10, enable_model_summary=False)  # fmt: skip
-    with warnings.catch_warnings():
-        # Lightning's own deprecation chatter and the "fewer batches than the log interval" hint of tiny runs.
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        trainer.fit(module, datamodule=datamodule)
-    weights = save_weights(official_state_dict(module.model, include_backbone=True), out / "gazelle_synth.pt")
-    console.print(f"weights: {weights} (gazelab predict --model gazelle_synth --weights {weights} IMG)")
+    console.rule(f"3. diffusion teacher on the labelled part ({config.diffusion_epochs} epochs)")
+    model = pipeline.train_diffusion(files, out / "diffusion", run)
+    console.print(f"checkpoint: {out / 'diffusion' / 'diffusion.ckpt'}")
 
-    console.rule(f"4. evaluate on the test split (protocol {PROTOCOL})")
-    protocol = get_protocol(PROTOCOL)
+    console.rule(f"4. refine the priors of unlabelled people (t_start {run.t_start}, {run.steps} DDIM steps)")
+    refined = pipeline.refine_priors(files, model, out / "refined", run)
+    quality = {"raw prior": pipeline.evaluate_store(files.priors, files),
+               "refined (GCDR)": pipeline.evaluate_store(out / "refined", files)}  # fmt: skip
+    title = "pseudo-labels vs the hidden truth of unlabelled people (gazefollow-64, report only)"
+    console.print(_table(quality, title))
+    console.print(f"{len(refined)} pseudo-labels -> {out / 'refined'}")
+
+    console.rule(f"5. students: labels + refined pseudo-labels vs labels only ({config.student_steps} steps each)")
+    stores = {"prior": files.priors, "gcdr": out / "refined"}
+    students = {row: pipeline.train_student(files, row, stores, out / f"student_{row}", run)
+                for row in ("gcdr", "supervised")}  # fmt: skip
+    weights = save_weights(official_state_dict(students["gcdr"], include_backbone=True), out / "gazelle_synth.pt")
+
+    console.rule(f"6. evaluate on the test split (protocol {PROTOCOL})")
+    rows = {"GCDR student (10% labels + refined pseudo-labels)": pipeline.evaluate(students["gcdr"], files),
+            "supervised-only student (10% labels)": pipeline.evaluate(students["supervised"], files)}  # fmt: skip
     targets = targets_from_frames(test)
-    model = module.model.eval()
-    rows: dict[str, dict[str, float]] = {}
-    rows["gazelle_synth (trained)"] = protocol.evaluate(targets, heatmaps=predict_frames(model, test).heatmaps).summary
-    for baseline in ("center", "bias"):
-        made = make_baseline(baseline, len(targets), train if baseline == "bias" else None, config.seed)
-        rows[f"baseline: {baseline}"] = protocol.evaluate(targets, heatmaps=made.heatmaps).summary
-    console.print(_table(rows))
+    center = make_baseline("center", len(targets), None, config.seed)
+    rows["baseline: centre prior"] = get_protocol(PROTOCOL).evaluate(targets, heatmaps=center.heatmaps).summary
+    console.print(_table(rows, f"synthetic test split, protocol {PROTOCOL}"))
 
-    console.rule("5. predict on a test scene")
+    console.rule("7. figures")
+    figure = _examples(files, files.priors, out / "refined", out)
     frame = max(test, key=lambda f: len(f.people))
-    predictor = Predictor(model)
+    predictor = Predictor(students["gcdr"])
     predictor.set_image(frame.image_path)
-    predictions = predictor.predict([p.head for p in frame.people])
     image = load_image(frame.image_path)
-    draw_predictions(image, predictions).save(out / "prediction.png")
+    draw_predictions(image, predictor.predict([p.head for p in frame.people])).save(out / "prediction.png")
     draw_annotations(image, frame.people).save(out / "ground_truth.png")
-    console.print(f"{frame.path}: {len(predictions)} people -> {out / 'prediction.png'} (truth: ground_truth.png)")
+    console.print(f"{figure}, {out / 'prediction.png'} (truth: ground_truth.png), weights {weights}")
 
     minutes = (time.perf_counter() - start) / 60
-    model_row, center_row = rows["gazelle_synth (trained)"], rows["baseline: center"]
-    summary = {"auc_model": model_row["auc"], "avg_l2_model": model_row["avg_l2"],
-               "auc_center": center_row["auc"], "avg_l2_center": center_row["avg_l2"], "minutes": minutes}  # fmt: skip
-    (out / "summary.json").write_text(json.dumps({"config": config.__dict__, "results": rows, **summary}, indent=2))
+    gcdr, supervised = (
+        rows["GCDR student (10% labels + refined pseudo-labels)"],
+        rows["supervised-only student (10% labels)"],
+    )
+    summary = {"auc_gcdr": gcdr["auc"], "auc_supervised": supervised["auc"], "avg_l2_gcdr": gcdr["avg_l2"],
+               "avg_l2_supervised": supervised["avg_l2"], "minutes": minutes}  # fmt: skip
+    (out / "summary.json").write_text(
+        json.dumps({"config": asdict(config), "results": rows, "pseudo_labels": quality, **summary}, indent=2)
+    )
     (out / "report.md").write_text(
-        "# gazelab demo\n\n"
-        f"Synthetic `small` preset, {config.images} images (seed {config.seed}); `gazelle_synth` trained "
-        f"{config.epochs} epochs end to end on the train split; protocol `{PROTOCOL}` on the test split.\n\n"
-        f"{_markdown(rows)}\n\n![prediction](prediction.png) ![ground truth](ground_truth.png)\n"
+        "# gazelab demo: GCDR on synthetic data\n\n"
+        f"`benchmark` scenes, {config.images} images (seed {config.seed}), simulated Grad-CAM priors "
+        f"(p_correct {config.p_correct}); {config.fraction:.0%} of the training images labelled. Students: "
+        f"`{run.student}`, {config.student_steps} steps each, batches of {run.labelled_per_batch} labelled + "
+        f"{run.unlabelled_per_batch} unlabelled people (supervised-only: the same batch size from the labelled "
+        f"part). Protocol `{PROTOCOL}` on the test split.\n\n{_markdown(rows)}\n\n"
+        "## Pseudo-labels of unlabelled people against their hidden truth (`gazefollow-64`)\n\n"
+        f"{_markdown(quality)}\n\nColumns: prior, refined pseudo-label, truth.\n\n"
+        "![pseudo-labels](pseudo_labels.png)\n\n"
+        "## GCDR student on a test scene\n\n![prediction](prediction.png) ![ground truth](ground_truth.png)\n"
     )
     console.print(f"report: {out / 'report.md'}")
     if not all(math.isfinite(v) for v in summary.values()):

@@ -1,0 +1,186 @@
+"""GCDR end to end on a synthetic dataset: split -> diffusion teacher -> refined pseudo-labels -> students.
+
+The stages the published method runs with separate commands (``gazelab split``, ``python -m gazelab.gcdr.train``,
+``gazelab refine``, ``gazelab train`` with ``data.semisup``), chained in-process with small models so that
+``gazelab demo`` and ``benchmarks/semisup_synthetic.py`` run them in minutes on a CPU. Every student is trained
+for the same number of optimiser steps with the same batch size, whatever its pseudo-label source, so the rows
+of a comparison differ only in their targets:
+
+- ``supervised``: labelled people only (the supervised-only baseline of the split);
+- ``raw`` / ``argmax``: unlabelled people with the raw prior / a Gaussian at its peak as target;
+- ``gcdr``: unlabelled people with diffusion-refined priors;
+- ``full``: every training person with its true label (the upper bound).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gazelab.data.formats import read_annotations, write_gazefollow
+from gazelab.data.splits import split_frames
+from gazelab.semisup.config import SemiSupervision
+from gazelab.semisup.hide import hide_labels
+
+PROTOCOL = "gazefollow"
+ROWS = ("supervised", "raw", "argmax", "gcdr", "full")
+DEMO_DIFFUSION: dict[str, Any] = {
+    "encoder": "simple", "encoder_channels": 32, "input_size": 64, "model_channels": 16,
+    "channel_mult": (1, 2, 2, 2), "num_res_blocks": 1, "attention_levels": (3,), "num_heads": 2, "groups": 8,
+}  # fmt: skip
+"""A small conditional diffusion model (same structure as the published one) that trains in a minute on a CPU."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Sizes and settings of one GCDR run on synthetic data (defaults: the demo's)."""
+
+    fraction: float = 0.1
+    seed: int = 0
+    student: str = "gazelle_synth"
+    student_lr: float = 2e-3
+    student_steps: int = 300
+    labelled_per_batch: int = 4
+    unlabelled_per_batch: int = 12
+    diffusion: dict[str, Any] = field(default_factory=lambda: dict(DEMO_DIFFUSION))
+    diffusion_epochs: int = 20
+    diffusion_lr: float = 1e-3
+    diffusion_batch: int = 32
+    t_start: int = 250
+    steps: int = 2
+    image_size: int = 224
+
+
+@dataclass
+class SplitFiles:
+    root: Path
+    labelled: Path
+    unlabelled: Path
+    test: Path
+    priors: Path
+
+
+def _fit(trainer, module, data) -> None:
+    """``trainer.fit`` without Lightning's hints that do not apply to these small in-process runs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, datamodule=data)
+
+
+def split_dataset(data: Path, out: Path, config: PipelineConfig, priors: Path | None = None) -> SplitFiles:
+    """Seeded per-image split of the synthetic train file into ``out/labelled.txt`` and ``out/unlabelled.txt``."""
+    train = read_annotations(data / "train_annotations_release.txt")
+    labelled, unlabelled = split_frames(train, config.fraction, config.seed)
+    write_gazefollow(labelled, out / "labelled.txt", split="train")
+    write_gazefollow(unlabelled, out / "unlabelled.txt", split="train")
+    return SplitFiles(data, out / "labelled.txt", out / "unlabelled.txt", data / "test_annotations_release.txt",
+                      priors or data / "priors")  # fmt: skip
+
+
+def _trainer(out: Path, **kwargs: Any):
+    import lightning.pytorch as L
+
+    options = dict(accelerator="cpu", devices=1, default_root_dir=out, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    options.update(kwargs)
+    return L.Trainer(**options)
+
+
+def train_diffusion(files: SplitFiles, out: Path, config: PipelineConfig):
+    """GCDR's heatmap diffusion model, supervised on the labelled part; returns it (eval mode), saves a checkpoint."""
+    import lightning.pytorch as L
+
+    from gazelab.gcdr.lightning import DiffusionModule
+    from gazelab.train.data import GazeDataModule
+
+    L.seed_everything(config.seed, verbose=False)
+    module = DiffusionModule(config=config.diffusion, lr=config.diffusion_lr, protocol=PROTOCOL)
+    data = GazeDataModule(train=str(files.labelled), root=str(files.root), image_size=config.image_size,
+                          augment="gcdr", heatmap_rule="chong", sampling="person", in_frame_only=True,
+                          batch_size=config.diffusion_batch, num_workers=0, seed=config.seed)  # fmt: skip
+    trainer = _trainer(out, max_epochs=config.diffusion_epochs, limit_val_batches=0)
+    _fit(trainer, module, data)
+    trainer.save_checkpoint(out / "diffusion.ckpt", weights_only=True)
+    return module.model.eval()
+
+
+def refine_priors(files: SplitFiles, model, out: Path, config: PipelineConfig, progress: Callable | None = None):
+    """Refined pseudo-labels for every unlabelled person, into the prior store ``out`` (resumable)."""
+    from gazelab.gcdr.pseudo import PseudoLabeller
+    from gazelab.gcdr.refine import RefineConfig, Refiner
+    from gazelab.priors.jobs import pending, run_job
+    from gazelab.priors.store import PriorStore
+
+    refine = RefineConfig(t_start=config.t_start, steps=config.steps)
+    priors = PriorStore(files.priors)
+    store = PriorStore(out, create=True, meta=PseudoLabeller.meta(refine, config.seed, "in-memory", priors))
+    frames = hide_labels(read_annotations(files.unlabelled, root=files.root))
+    labeller = PseudoLabeller(Refiner(model, refine), priors, config.seed)
+    run_job(pending(frames, store), labeller, store, batch_size=64, flush_every=4096, progress=progress)
+    return store
+
+
+def train_student(files: SplitFiles, row: str, stores: dict[str, Path], out: Path, config: PipelineConfig):
+    """One student (see the module docstring for the rows); returns the trained model in eval mode."""
+    import lightning.pytorch as L
+
+    from gazelab.train.data import GazeDataModule
+    from gazelab.train.module import GazeModule
+
+    L.seed_everything(config.seed, verbose=False)
+    batch = config.labelled_per_batch + config.unlabelled_per_batch
+    semisup = None
+    train = files.labelled
+    if row in ("raw", "argmax", "gcdr"):
+        semisup = SemiSupervision(
+            unlabelled=str(files.unlabelled), pseudo_labels=[str(stores["gcdr" if row == "gcdr" else "prior"])],
+            mode="refined" if row == "gcdr" else row, labelled_per_batch=config.labelled_per_batch,
+            unlabelled_per_batch=config.unlabelled_per_batch,
+        )  # fmt: skip
+    elif row == "full":
+        train = files.root / "train_annotations_release.txt"
+    module = GazeModule(name=config.student, train_backbone=True, losses={"heatmap_bce": 1.0}, protocol=PROTOCOL,
+                        optimizer="adamw", lr=config.student_lr, weight_decay=0.01)  # fmt: skip
+    data = GazeDataModule(train=str(train), root=str(files.root), image_size=config.image_size, augment="gazelle",
+                          heatmap_rule="gazelle", sampling="person", batch_size=batch, num_workers=0,
+                          seed=config.seed, semisup=semisup)  # fmt: skip
+    trainer = _trainer(out, max_steps=config.student_steps, max_epochs=-1, limit_val_batches=0)
+    _fit(trainer, module, data)
+    return module.model.eval()
+
+
+def evaluate(model, files: SplitFiles) -> dict[str, float]:
+    """AUC / avg L2 / min L2 of ``model`` on the synthetic test split (protocol ``gazefollow``)."""
+    from gazelab.eval.evaluate import predict_frames
+    from gazelab.eval.metrics import get_protocol
+    from gazelab.eval.predictions import targets_from_frames
+
+    test = read_annotations(files.test, root=files.root)
+    heatmaps = predict_frames(model, test).heatmaps
+    return get_protocol(PROTOCOL).evaluate(targets_from_frames(test), heatmaps=heatmaps).summary
+
+
+def evaluate_store(store_path: Path, files: SplitFiles) -> dict[str, float]:
+    """How good a pseudo-label store is against the hidden truth of the unlabelled people (for the report only:
+    nothing in training reads this)."""
+    import torch
+
+    from gazelab.eval.metrics import get_protocol
+    from gazelab.eval.predictions import targets_from_frames
+    from gazelab.priors.store import PriorStore, person_key
+
+    store = PriorStore(store_path)
+    kept, maps = [], []
+    for frame in read_annotations(files.unlabelled, root=files.root):
+        inside = [i for i, person in enumerate(frame.people) if person.inout]
+        for i in inside:
+            record = store.get(*person_key(frame, i))
+            maps.append(torch.zeros(64, 64) if record is None else torch.from_numpy(record.heatmap.astype("float32")))
+        if inside:
+            kept.append(frame.with_people([frame.people[i] for i in inside]))
+    return get_protocol("gazefollow-64").evaluate(targets_from_frames(kept), heatmaps=torch.stack(maps)).summary
