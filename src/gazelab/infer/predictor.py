@@ -7,7 +7,9 @@ with any :class:`~gazelab.models.base.GazeModel`; it never looks at the family.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -17,10 +19,34 @@ from gazelab.data.targets import heatmap_argmax_point
 from gazelab.errors import GazelabError
 from gazelab.io import load_image
 from gazelab.models.base import GazeModel, GazeOutput, HeadLike, ImageLike, head_boxes
+from gazelab.models.vocab import Vocabulary
 from gazelab.types import Box, GazePrediction
 
 ImageSource = ImageLike | str | Path
 """A picture in memory, or the path of an image file (EXIF orientation applied)."""
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def precision_context(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
+    """What the image encoder runs under: nothing for fp32 (exact), bf16 autocast where the hardware has bf16
+    kernels.
+
+    Autocast rather than converting the weights: matmuls and convolutions run in bf16 while normalisations and
+    softmax stay float32. Without native bf16 (oneDNN on CPUs without AVX512-BF16/AMX, GPUs before Ampere) bf16
+    would be slower than fp32, so that is an error rather than a silent slowdown.
+    """
+    if precision not in PRECISIONS:
+        raise GazelabError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return nullcontext
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+    else:
+        supported = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if not supported:
+        raise GazelabError(f"this {device.type} has no fast bf16 kernels: use precision='fp32'")
+    return partial(torch.autocast, device.type, dtype=torch.bfloat16)
 
 
 def _load(image: ImageSource) -> ImageLike:
@@ -42,12 +68,18 @@ def _as_box(head: HeadLike) -> Box | None:
     return Box(*(float(v) for v in head))
 
 
-def _predictions(output: GazeOutput, heads: Sequence[HeadLike]) -> list[GazePrediction]:
-    """One :class:`GazePrediction` per person; heatmaps become CPU float32 numpy arrays."""
+def _predictions(
+    output: GazeOutput, heads: Sequence[HeadLike], vocabulary: Vocabulary | None = None
+) -> list[GazePrediction]:
+    """One :class:`GazePrediction` per person; heatmaps become CPU float32 numpy arrays. With a vocabulary, a
+    semantic model's label embeddings become each person's top-3 labels."""
     heatmaps = output.heatmap.float().cpu()
     points = heatmap_argmax_point(heatmaps).tolist()
     inout = output.inout.float().cpu().tolist() if output.inout is not None else [None] * len(heads)
     vectors = output.gaze_vector.float().cpu().tolist() if output.gaze_vector is not None else [None] * len(heads)
+    labels: list[tuple] = [()] * len(heads)
+    if vocabulary is not None and output.label_embedding is not None:
+        labels = vocabulary.top(output.label_embedding, k=3)
     return [
         GazePrediction(
             heatmap=heatmaps[i].numpy(),
@@ -55,6 +87,7 @@ def _predictions(output: GazeOutput, heads: Sequence[HeadLike]) -> list[GazePred
             inout=inout[i],
             head=_as_box(head),
             gaze_vector=None if vectors[i] is None else (vectors[i][0], vectors[i][1]),
+            labels=labels[i],
         )
         for i, head in enumerate(heads)
     ]
@@ -68,8 +101,36 @@ class Predictor:
     >>> first, second = predictor.predict([(0.1, 0.2, 0.2, 0.35), (0.6, 0.1, 0.7, 0.3)])
     """
 
-    def __init__(self, model: GazeModel, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: GazeModel,
+        device: str | torch.device | None = None,
+        vocabulary: Vocabulary | None = None,
+        *,
+        precision: str = "fp32",
+        compile: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        """``vocabulary``: class names a semantic model's predictions are labelled with (see
+        :func:`gazelab.models.vocab.build_vocabulary`).
+
+        Fast paths (see ``docs/performance.md``): ``precision="bf16"`` runs the image encoder under bf16 autocast
+        (about half the fp32 time on CPUs with AVX512-BF16/AMX) and the decoder in fp32: the decoder is a few
+        percent of the work but decides the argmax, and in bf16 it flipped the argmax cell of flat heatmaps (81%
+        agreement vs 100% on ViT-B, see benchmarks/predict_speed.py). ``compile=True`` wraps encode and
+        decode in ``torch.compile`` (the first calls compile), ``channels_last`` stores convolution inputs
+        NHWC (helps the ResNet families; Gaze-LLE has one convolution). The defaults are the exact fp32 path.
+        """
+        if vocabulary is not None and not getattr(model, "predicts_labels", False):
+            raise GazelabError(f"{type(model).__name__} predicts no labels: --labels needs a semantic model (SemGaze)")
         self.model = model.eval() if device is None else model.to(device).eval()
+        self.vocabulary = vocabulary
+        self._precision = precision_context(precision, self.model.device)
+        self._channels_last = channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self._encode = torch.compile(self.model.encode) if compile else self.model.encode
+        self._decode = torch.compile(self.model.decode, dynamic=True) if compile else self.model.decode
         self._image: ImageLike | None = None
         self._features: Tensor | None = None
 
@@ -77,7 +138,13 @@ class Predictor:
     def set_image(self, image: ImageSource) -> None:
         """Encode ``image`` (PIL, ``HxWx3`` uint8 array, ``3xHxW`` uint8 tensor, or a path) for later queries."""
         self._image = _load(image)
-        self._features = self.model.encode(self.model.prepare_images([self._image]))
+        self._features = self._encode_images(self.model.prepare_images([self._image]))
+
+    def _encode_images(self, images: Tensor) -> Tensor:
+        if self._channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._precision():
+            return self._encode(images).float()
 
     @torch.inference_mode()
     def predict(self, heads: Sequence[HeadLike] | Box | None = None) -> list[GazePrediction]:
@@ -89,8 +156,8 @@ class Predictor:
             raise GazelabError("no image set: call set_image(image) before predict(heads)")
         people = _head_list(heads)
         boxes, image_index = head_boxes([people])
-        output = self.model.decode(self._features, self.model.prepare_people(boxes, image_index, [self._image]))
-        return _predictions(output, people)
+        output = self._decode(self._features, self.model.prepare_people(boxes, image_index, [self._image]))
+        return _predictions(output, people, self.vocabulary)
 
     @torch.inference_mode()
     def predict_batch(
@@ -101,7 +168,9 @@ class Predictor:
             raise GazelabError(f"got {len(images)} images but head lists for {len(heads_per_image)}")
         pictures = [_load(image) for image in images]
         heads = [_head_list(h) for h in heads_per_image]
-        flat = _predictions(self.model(self.model.prepare(pictures, heads)), [h for hs in heads for h in hs])
+        inputs = self.model.prepare(pictures, heads)
+        output = self._decode(self._encode_images(inputs.images), inputs.people)
+        flat = _predictions(output, [h for hs in heads for h in hs], self.vocabulary)
         result, start = [], 0
         for people in heads:
             result.append(flat[start : start + len(people)])

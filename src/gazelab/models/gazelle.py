@@ -64,6 +64,18 @@ def sincos_position_map(dim: int, rows: int, cols: int) -> Tensor:
     return pe
 
 
+def prepare_gazelle_images(images: Sequence[ImageLike] | Tensor, size: int, device: torch.device) -> Tensor:
+    """Gaze-LLE's input: ImageNet normalisation, then a bilinear (antialiased) resize to ``size`` squared.
+
+    A function of its own so that runtimes without the model (the ONNX predictor) prepare identical tensors.
+    """
+    batch = [image_tensor(image) for image in images]
+    mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=device)[:, None, None]
+    prepared = [TF.resize((image.to(device).float() / 255 - mean) / std, [size, size]) for image in batch]
+    return torch.stack(prepared) if prepared else torch.empty(0, 3, size, size, device=device)
+
+
 class DecoderBlock(nn.Module):
     """Pre-norm transformer block (LayerNorm eps 1e-5, ``qkv`` without bias, no LayerScale)."""
 
@@ -116,12 +128,7 @@ class GazeLLE(GazeModel):
 
         The aspect ratio is not kept, as in the reference transform (and in that order).
         """
-        batch = [image_tensor(image) for image in images]
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device)[:, None, None]
-        std = torch.tensor(IMAGENET_STD, device=self.device)[:, None, None]
-        size = [self.cfg.in_size, self.cfg.in_size]
-        prepared = [TF.resize((image.to(self.device).float() / 255 - mean) / std, size) for image in batch]
-        return torch.stack(prepared) if prepared else torch.empty(0, 3, *size, device=self.device)
+        return prepare_gazelle_images(images, self.cfg.in_size, self.device)
 
     def prepare_people(self, boxes: Tensor, image_index: Tensor, images: Sequence[ImageLike] | Tensor) -> People:
         """Adds ``head_maps`` [P, 32, 32]: each box edge times 32, rounded half to even, end exclusive.
