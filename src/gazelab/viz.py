@@ -81,8 +81,8 @@ def draw_predictions(image: Image.Image, predictions: Sequence[GazePrediction], 
         caption = []
         if pred.inout is not None:
             caption.append(f"in {pred.inout:.2f}")
-        if pred.label is not None:
-            caption.append(pred.label)
+        if pred.labels:  # a semantic model's top labels with their similarity
+            caption.append(", ".join(f"{name} {score:.2f}" for name, score in pred.labels[:3]))
         looks_inside = pred.inout is None or pred.inout >= 0.5
         items.append((pred.head, pred.point if looks_inside else None, " ".join(caption)))
     return draw_gaze(out, items)

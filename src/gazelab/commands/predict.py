@@ -9,6 +9,9 @@ Heads come from ``--heads`` (the same boxes for every image), ``--heads-file`` (
 ``--detect`` (BlazeFace faces grown into head boxes). With none of them each picture counts as one person
 without a head box, which only makes sense for pictures of one person.
 
+Semantic models (SemGaze) also say *what* each person looks at: ``--labels cup,phone,screen`` (or a file of
+names, or a ``vocab2id.json``) is the open vocabulary; each person's top-3 labels are printed, drawn and saved.
+
 Torch, the model zoo and MediaPipe are imported inside the command, so ``gazelab --help`` stays fast.
 """
 
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from gazelab.models import GazeModel
+    from gazelab.models.vocab import Vocabulary
     from gazelab.types import Box, GazePrediction
 
 DEFAULT_MODEL = "gazelle_dinov2_vitb14_inout"
@@ -65,6 +69,17 @@ def predict(
         "all", "--heatmap", help="Heatmap drawn on the picture: all (their maximum), N (person N, counted from "
         "0 as in the JSON; detected people are ordered left to right), or none."),  # fmt: skip
     device: str = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
+    labels: str = typer.Option(
+        None,
+        "--labels",
+        help="Semantic models: candidate labels, 'cup,phone,screen' or a file (one per line, or vocab2id.json); "
+        "prints and draws each person's top 3.",
+    ),
+    text_model: str = typer.Option(
+        "openai/clip-vit-base-patch16",
+        "--text-model",
+        help="What embeds --labels: a CLIP model name or folder (cached per vocabulary), or 'random' (smoke tests).",
+    ),
 ) -> None:
     """Predict gaze targets of the people in IMAGES; write an overlay, a JSON (and heatmaps) per image."""
     if sum((heads is not None, heads_file is not None, detect)) > 1:
@@ -83,7 +98,8 @@ def predict(
     with ExitStack() as stack:
         find_heads = _head_finder(heads, heads_file, detect, min_face_score, stack)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        predictor = Predictor(_load_model(model, weights, backbone_weights), device=device)
+        vocabulary = _vocabulary(labels, text_model)
+        predictor = Predictor(_load_model(model, weights, backbone_weights), device=device, vocabulary=vocabulary)
         out.mkdir(parents=True, exist_ok=True)
         stems: set[str] = set()
         for path in track(images, description="predicting", console=Console(stderr=True)):
@@ -99,10 +115,26 @@ def predict(
             # zlib level 1: four times faster than the default on photos, for files 15 % larger.
             _overlay(picture, predictions, person).save(out / f"{stem}.png", compress_level=1)
             record = _record(path, picture.size, model, weights, predictions, scores)
+            _print_labels(path, predictions)
             (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
             if save_heatmaps:
                 _save_heatmaps(out / f"{stem}.npz", predictions)
     typer.echo(f"wrote {len(images)} image(s) to {out}")
+
+
+def _vocabulary(labels: str | None, text_model: str) -> Vocabulary | None:
+    """``--labels`` as a vocabulary in the given order (None without the option)."""
+    if labels is None:
+        return None
+    from gazelab.models.vocab import build_vocabulary, parse_label_list
+
+    return build_vocabulary(parse_label_list(labels), text_model, sort=False)
+
+
+def _print_labels(path: Path, predictions: list[GazePrediction]) -> None:
+    for index, pred in enumerate(predictions):
+        if pred.labels:
+            typer.echo(f"{path}: person {index}: " + ", ".join(f"{name} ({score:.2f})" for name, score in pred.labels))
 
 
 def _heatmap_choice(value: str) -> int | str:
@@ -208,6 +240,7 @@ def _record(
             "point": _rounded(pred.point, 6),
             "point_px": _rounded((pred.point[0] * width, pred.point[1] * height), 1),
             "inout": None if pred.inout is None else round(pred.inout, 4),
+            **({"labels": [[name, score] for name, score in pred.labels]} if pred.labels else {}),
         })  # fmt: skip
     return {
         "image": str(path),

@@ -15,7 +15,8 @@ Three views of the same frames:
 A person/image sample holds ``image``, ``heads`` [P, 4], ``gaze`` [P, A, 2] (annotator points, ``-1`` where
 missing or out of frame), ``inout`` [P] (1 in frame, 0 out, -1 unknown), ``heatmaps`` [P, 64, 64] (the
 Gaussian of the single annotator, Chong's multi-annotator map when there are several, zeros when out),
-``person_index`` [P] (position in ``Frame.people``), ``size`` (original width, height) and ``path``.
+``person_index`` [P] (position in ``Frame.people``), ``size`` (original width, height), ``path`` and
+``labels`` (each person's target class name or None; semantic models turn them into ids).
 :func:`collate_people` flattens the people of a batch with an ``image_index`` so an image is encoded once and
 its people are queries on it; annotators are padded to 20 with ``-1`` as the references do.
 
@@ -141,6 +142,7 @@ class _FrameDataset(Dataset):
             "person_index": torch.tensor(list(people), dtype=torch.long),
             "size": torch.tensor([width, height], dtype=torch.long),
             "path": frame.path,
+            "labels": [frame.people[i].label for i in people],
         }
 
 
@@ -271,7 +273,7 @@ def collate_people(samples: Sequence[Sample]) -> Sample:
 
     Returns ``images`` [B, 3, H, W], ``heads`` [N, 4], ``gaze`` [N, max(20, A), 2], ``inout`` [N],
     ``heatmaps`` [N, 64, 64], ``image_index`` [N] (which image each person is in), ``person_index`` [N],
-    ``sizes`` [B, 2] and ``paths``.
+    ``sizes`` [B, 2], ``paths`` and ``labels`` (one class name or None per person).
     """
     gaze = [s["gaze"] for s in samples]
     annotators = max([ANNOTATORS] + [g.shape[1] for g in gaze])
@@ -285,6 +287,7 @@ def collate_people(samples: Sequence[Sample]) -> Sample:
         "person_index": torch.cat([s["person_index"] for s in samples]),
         "sizes": torch.stack([s["size"] for s in samples]),
         "paths": [s["path"] for s in samples],
+        "labels": [label for s in samples for label in s.get("labels", [None] * len(s["heads"]))],
     }
 
 

@@ -24,6 +24,8 @@ from gazelab.models.base import GazeModel
 from gazelab.models.checkpoints import CheckpointError, load_state
 from gazelab.models.gazelle import GazeLLE
 from gazelab.models.official import chong_state_dict
+from gazelab.models.official_semgaze import semgaze_export
+from gazelab.models.semgaze import SemGaze
 from gazelab.models.vat import ChongModel
 from gazelab.train.atomic import write_atomic
 
@@ -37,7 +39,11 @@ def gazelle_state_dict(model: GazeLLE, include_backbone: bool) -> dict[str, Tens
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
-EXPORTERS: dict[type[GazeModel], Exporter] = {GazeLLE: gazelle_state_dict, ChongModel: chong_state_dict}
+EXPORTERS: dict[type[GazeModel], Exporter] = {
+    GazeLLE: gazelle_state_dict,
+    ChongModel: chong_state_dict,
+    SemGaze: semgaze_export,
+}
 
 
 def official_state_dict(model: GazeModel, include_backbone: bool = False) -> dict[str, Tensor]:
