@@ -51,6 +51,7 @@ def test_hugging_face_weights_give_the_same_features(tmp_path, registers: int, s
     """A tiny HF DINOv2 saved in the hub file layout loads through the key map and computes the same tokens."""
     import safetensors.torch
     import transformers  # the `semisup` extra, installed by `make test`
+
     kwargs = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14)
     torch.manual_seed(0)
     if registers:

@@ -18,14 +18,17 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("check")
 def check(
-    path: Path = typer.Argument(..., help="Annotation file (GazeFollow, Gaze-LLE JSON, GazeHOI) or dataset "
-                                "root (VAT, ChildPlay)."),  # fmt: skip
+    path: Path = typer.Argument(
+        ..., help="Annotation file (GazeFollow, Gaze-LLE JSON, GazeHOI) or dataset root (VAT, ChildPlay)."
+    ),  # fmt: skip
     format: str = typer.Option(None, "--format", "-f", help=f"One of {', '.join(FORMATS)} (default: detect)."),
     split: str = typer.Option("test", help="Split folder for tree formats (VAT, ChildPlay)."),
-    root: Path = typer.Option(None, help="Dataset root the image paths are relative to (default: the file's "
-                              "folder)."),  # fmt: skip
-    images: bool = typer.Option(None, "--images/--no-images", help="Require/ignore the image files "
-                                "(default: use them if they are there)."),  # fmt: skip
+    root: Path = typer.Option(
+        None, help="Dataset root the image paths are relative to (default: the file's folder)."
+    ),  # fmt: skip
+    images: bool = typer.Option(
+        None, "--images/--no-images", help="Require/ignore the image files (default: use them if they are there)."
+    ),  # fmt: skip
 ) -> None:
     """Read an annotation file, print what it holds, and list rejected rows (exit 1 if any)."""
     annotations = read_annotations(path, format=format, root=root, split=split, check_images=images)

@@ -49,12 +49,17 @@ def predict(
     images: list[Path] = typer.Argument(..., help="Image files."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Zoo name (see `gazelab models`)."),
     weights: str = typer.Option(
-        None, "--weights", help="Weight file (published format or gazelab's). Default: the model's published "
-        "weights, downloaded once. 'none': random weights, for smoke tests only (predictions mean nothing)."
+        None,
+        "--weights",
+        help="Weight file (published format or gazelab's). Default: the model's published "
+        "weights, downloaded once. 'none': random weights, for smoke tests only (predictions mean nothing).",
     ),  # fmt: skip
     backbone_weights: Path = typer.Option(
-        None, "--backbone-weights", help="Backbone weight file (official DINOv2); default: the published one "
-        "when the model weights hold no backbone."),  # fmt: skip
+        None,
+        "--backbone-weights",
+        help="Backbone weight file (official DINOv2); default: the published one "
+        "when the model weights hold no backbone.",
+    ),  # fmt: skip
     heads: str = typer.Option(
         None, "--heads", help='Head boxes for every image: "x1,y1,x2,y2;x1,y1,x2,y2", in pixels or normalized.'
     ),
@@ -66,8 +71,11 @@ def predict(
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     save_heatmaps: bool = typer.Option(False, "--save-heatmaps", help="Also write <name>.npz with the heatmaps."),
     heatmap: str = typer.Option(
-        "all", "--heatmap", help="Heatmap drawn on the picture: all (their maximum), N (person N, counted from "
-        "0 as in the JSON; detected people are ordered left to right), or none."),  # fmt: skip
+        "all",
+        "--heatmap",
+        help="Heatmap drawn on the picture: all (their maximum), N (person N, counted from "
+        "0 as in the JSON; detected people are ordered left to right), or none.",
+    ),  # fmt: skip
     device: str = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
     labels: str = typer.Option(
         None,

@@ -65,7 +65,7 @@ def clamp_pixel_box(
     x1, y1, x2, y2 = box
     if x2 < x1 or y2 < y1:
         raise RowError("inverted head box", f"{box}")
-    hi_x, hi_y = (size if size is not None else (math.inf, math.inf))
+    hi_x, hi_y = size if size is not None else (math.inf, math.inf)
     clamped = (min(max(x1, 0.0), hi_x), min(max(y1, 0.0), hi_y), min(max(x2, 0.0), hi_x), min(max(y2, 0.0), hi_y))
     if clamped != (x1, y1, x2, y2):
         report.note("head box clamped to the image")

@@ -86,9 +86,7 @@ def detect_variant(rows: Sequence[Sequence[str]], source: str = "") -> Variant:
     candidates = [v for v in VARIANTS.values() if v.columns == ncols]
     if not candidates:
         known = sorted({v.columns for v in VARIANTS.values()})
-        raise DataError(
-            f"{source}: rows have {ncols} columns, not a GazeFollow layout ({known}) — check --format"
-        )
+        raise DataError(f"{source}: rows have {ncols} columns, not a GazeFollow layout ({known}) — check --format")
     if len(candidates) == 1:
         return candidates[0]
     sample = [r for r in rows if len(r) == ncols][:200]
