@@ -60,6 +60,15 @@ def test_checksum_mismatch_is_refused_and_not_kept(tmp_path, cache) -> None:
     assert list(cache.iterdir()) == []
 
 
+def test_a_published_sha256_prefix_is_checked(tmp_path, cache) -> None:
+    weight, _ = published(tmp_path)
+    prefix = weight.sha256[:8]
+    wrong = "0" * 8 if prefix != "0" * 8 else "1" * 8
+    with pytest.raises(CheckpointError, match=f"expected {wrong}; not kept"):
+        fetch(WeightFile(weight.url, sha256=wrong), progress=False)
+    assert fetch(WeightFile(weight.url, sha256=prefix), progress=False).is_file()
+
+
 def test_size_mismatch_is_refused(tmp_path, cache) -> None:
     weight, payload = published(tmp_path)
     with pytest.raises(CheckpointError, match=f"has {len(payload)} bytes, expected 5"):

@@ -27,7 +27,7 @@ from gazelab.models.vat import VATSpatial, VATTemporal
 
 GAZELLE_RELEASE = "https://github.com/fkryan/gazelle/releases/download/v1.0.0/"
 DINOV2_RELEASE = "https://dl.fbaipublicfiles.com/dinov2/"
-RESNET50_IMAGENET = WeightFile("https://download.pytorch.org/models/resnet50-0676ba61.pth")
+RESNET50_IMAGENET = WeightFile("https://download.pytorch.org/models/resnet50-0676ba61.pth", sha256="0676ba61")
 """torchvision's ResNet-50 ``IMAGENET1K_V1`` (``ResNet50_Weights.IMAGENET1K_V1.url``): the Chong trunks' start."""
 
 
