@@ -84,3 +84,24 @@ def test_a_few_two_stream_steps_lower_the_loss(tmp_path: Path, synth: Path):
     first, last = recorder.losses[:3], recorder.losses[-3:]
     assert all(torch.isfinite(torch.tensor(recorder.losses)))
     assert sum(last) / 3 < sum(first) / 3
+
+
+def test_online_refinement_rewrites_only_unlabelled_in_frame_targets(synth: Path):
+    from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
+    from gazelab.semisup.online import OnlineRefinement
+
+    data = _data(synth, "raw")
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    torch.manual_seed(0)
+    callback = OnlineRefinement(HeatmapDiffusion(DiffusionConfig.tiny()), t_start=250, steps=2)
+    before = batch["heatmaps"].clone()
+    again = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    count = callback.refine_batch(batch, step=7)
+    changed = (batch["heatmaps"] != before).flatten(1).any(dim=1)
+    target = (batch["labelled"] == 0) & (batch["inout"] == 1)
+    assert count == int(target.sum()) > 0
+    assert not changed[~target].any() and changed[target].all()
+    assert 0.0 <= float(batch["heatmaps"].min()) and float(batch["heatmaps"].max()) <= 1.0
+    callback.refine_batch(again, step=7)
+    assert torch.equal(again["heatmaps"], batch["heatmaps"])  # seeded by (seed, step, row)
