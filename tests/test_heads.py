@@ -201,3 +201,14 @@ def test_malformed_heads_files_name_the_problem(tmp_path, body: str, message: st
 def test_missing_heads_file(tmp_path) -> None:
     with pytest.raises(GazelabError, match="nope.json: heads file not found"):
         load_heads(tmp_path / "nope.json")
+
+
+def test_a_head_box_wholly_outside_the_picture_is_an_error_naming_it():
+    from gazelab.errors import GazelabError
+    from gazelab.infer.heads import parse_heads
+
+    heads = parse_heads("10,10,40,40;500,300,560,380")
+    wanted = r"--heads: head box 2 \[500.0, 300.0, 560.0, 380.0\] \(pixels\) lies wholly"
+    with pytest.raises(GazelabError, match=wanted):
+        heads.boxes(320, 240)
+    assert len(parse_heads("10,10,40,40;300,200,340,260").boxes(320, 240)) == 2  # partly inside is fine

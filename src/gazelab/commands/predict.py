@@ -21,8 +21,9 @@ import json
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import typer
 
@@ -102,6 +103,7 @@ def predict(
 
     from gazelab.infer.predictor import Predictor
     from gazelab.io import load_image
+    from gazelab.train.atomic import write_atomic
 
     with ExitStack() as stack:
         find_heads = _head_finder(heads, heads_file, detect, min_face_score, stack)
@@ -121,12 +123,16 @@ def predict(
                 print(f"gazelab: note: {path}: no head found, nothing predicted", file=sys.stderr)
             stem = _unique(path.stem, stems)
             # zlib level 1: four times faster than the default on photos, for files 15 % larger.
-            _overlay(picture, predictions, person).save(out / f"{stem}.png", compress_level=1)
+            # Each file appears complete under its final name or not at all (an interrupted run leaves no
+            # half-written output that a rerun or a reader could take for a finished one).
+            overlay = _overlay(picture, predictions, person)
+            write_atomic(out / f"{stem}.png", partial(overlay.save, format="PNG", compress_level=1))
             record = _record(path, picture.size, model, weights, predictions, scores)
             _print_labels(path, predictions)
-            (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+            text = json.dumps(record, indent=2) + "\n"
+            write_atomic(out / f"{stem}.json", partial(_write_text, text), mode="w")
             if save_heatmaps:
-                _save_heatmaps(out / f"{stem}.npz", predictions)
+                write_atomic(out / f"{stem}.npz", partial(_save_heatmaps, predictions=predictions))
     typer.echo(f"wrote {len(images)} image(s) to {out}")
 
 
@@ -265,7 +271,11 @@ def _rounded(values: tuple[float, ...], digits: int) -> list[float]:
     return [round(v, digits) for v in values]
 
 
-def _save_heatmaps(path: Path, predictions: list[GazePrediction]) -> None:
+def _write_text(text: str, handle: Any) -> None:
+    handle.write(text)
+
+
+def _save_heatmaps(path: Path | BinaryIO, predictions: list[GazePrediction]) -> None:
     """``heatmaps`` [P, 64, 64] float32, ``heads`` [P, 4] (NaN: no box), ``points`` [P, 2], ``inout`` [P] (NaN:
     no in/out head), in the JSON's person order; a plain npz (no pickled objects)."""
     import numpy as np

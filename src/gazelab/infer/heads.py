@@ -204,10 +204,20 @@ class HeadBoxes:
     """Where the boxes came from, for error messages (``--heads``, ``file.json: image.jpg``)."""
 
     def boxes(self, width: int, height: int) -> list[Box]:
-        """Normalized boxes for a ``width`` x ``height`` picture."""
+        """Normalized boxes for a ``width`` x ``height`` picture; a box with no part inside it is an error (a
+        typo or the wrong image, never a head the model could look from)."""
         if self.normalized:
-            return [Box(*row) for row in self.rows]
-        return [Box.from_pixels(*row, width, height) for row in self.rows]
+            boxes = [Box(*row) for row in self.rows]
+        else:
+            boxes = [Box.from_pixels(*row, width, height) for row in self.rows]
+        for number, (row, box) in enumerate(zip(self.rows, boxes), start=1):
+            if box.x2 <= 0 or box.y2 <= 0 or box.x1 >= 1 or box.y1 >= 1:
+                unit = "normalized" if self.normalized else "pixels"
+                raise GazelabError(
+                    f"{self.source}: head box {number} {list(row)} ({unit}) lies wholly outside the "
+                    f"{width}x{height} picture — check the coordinates and the image"
+                )
+        return boxes
 
 
 def _row(values: Any, where: str) -> BoxRow:
