@@ -14,20 +14,13 @@ from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
 from gazelab.gcdr.official import load_diffusion
 from gazelab.priors.store import PriorStore
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _run(args: list[str]) -> int:
     with pytest.raises(SystemExit) as done:
         main(args)
     return done.value.code or 0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's ops are too small to split over threads (a second one only adds synchronisation)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from gazelab.gcdr.lightning import DiffusionModule
 from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
 from gazelab.gcdr.refine import RefineConfig, Refiner, normalise
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 POINTS = torch.tensor([[0.2, 0.3], [0.75, 0.2], [0.3, 0.8], [0.8, 0.7]], dtype=torch.float64)
 HEADS = torch.tensor([[0.45, 0.45, 0.55, 0.55]] * len(POINTS))
 
@@ -24,16 +26,6 @@ def _scenes() -> torch.Tensor:
     for i, (x, y) in enumerate((POINTS * 64).long().tolist()):
         images[i, :, y - 4 : y + 4, x - 4 : x + 4] = 255
     return images
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's ops are too small to split: a second thread only adds synchronisation (measured: 20x
-    slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from torch import nn
 from gazelab.data.targets import gaussian_heatmaps
 from gazelab.gcdr.lightning import DiffusionModule, ema_decay, rampup
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _view(count: int, seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
@@ -39,15 +41,6 @@ def _scrambled(view: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "gaze": torch.rand_like(view["gaze"]),
         "inout": torch.zeros_like(view["inout"]),
     }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's ops are too small to split over threads (a second one only adds synchronisation)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -25,21 +25,13 @@ from test_train_support import make_synthetic
 
 from gazelab.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = ["--model", "gazelle_tiny_inout", "--weights", "none"]
 FRAMES = 20
 EPOCHS = 3
 BATCHES = 2
 """Training batches per epoch (an int: a float 1.0 would mean all of them)."""
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread here and in the killed subprocess: the same arithmetic in both, and no thread contention
-    (these jobs are tiny; two threads on a busy 2-core machine made them 20 times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gazelab(*args: str) -> None:

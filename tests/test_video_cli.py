@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from gazelab.cli import main
 from gazelab.video.reader import VideoSource
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = ["--model", "gazelle_tiny_inout", "--weights", "none"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ video whose gaze targets are known."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -24,14 +22,7 @@ from gazelab.video.tracks import TrackedHead, Tracks, load_tracks
 from gazelab.video.writer import VideoWriter
 from gazelab.viz import colour
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """ResNet-50 trunks on a shared 2-core machine: one thread avoids stalls between competing threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_frames(count: int) -> list[VideoFrame]:
