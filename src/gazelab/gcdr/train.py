@@ -11,7 +11,6 @@ The resulting ``checkpoints/*.ckpt`` are what ``gazelab refine --weights`` takes
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Sequence
 
 from lightning.pytorch import LightningDataModule
@@ -19,24 +18,21 @@ from lightning.pytorch import LightningDataModule
 from gazelab.gcdr.lightning import DiffusionModule
 from gazelab.train.checkpointing import RandomState
 from gazelab.train.cli import GazeCLI
+from gazelab.train.cli import build_cli as build_training_cli
 
 
 def build_cli(args: Sequence[str], cli_class: type[GazeCLI] = GazeCLI) -> GazeCLI:
     """Parse ``args`` (``--config FILE`` and overrides) and build trainer, model and data — without training."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        return cli_class(
-            DiffusionModule,
-            LightningDataModule,
-            subclass_mode_data=True,
-            args=list(args),
-            run=False,
-            seed_everything_default=0,
-            trainer_defaults={"callbacks": [RandomState()]},
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            parser_kwargs={"prog": "python -m gazelab.gcdr.train", "description": __doc__.splitlines()[0]},
-        )
+    return build_training_cli(
+        args,
+        cli_class,
+        module_class=DiffusionModule,
+        data_class=LightningDataModule,
+        subclass_mode_data=True,
+        callbacks=[RandomState()],
+        prog="python -m gazelab.gcdr.train",
+        description=__doc__.splitlines()[0],
+    )
 
 
 def main(args: Sequence[str] | None = None) -> None:

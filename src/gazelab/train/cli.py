@@ -19,7 +19,7 @@ import importlib.util
 import warnings
 from collections.abc import Sequence
 
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -68,21 +68,37 @@ def default_loggers(root: str) -> list:
     return loggers
 
 
-def build_cli(args: Sequence[str], cli_class: type[GazeCLI] = GazeCLI) -> GazeCLI:
-    """Parse ``args`` (``--config FILE`` and overrides) and build trainer, model and data — without training."""
+def build_cli(
+    args: Sequence[str],
+    cli_class: type[GazeCLI] = GazeCLI,
+    module_class: type[LightningModule] = GazeModule,
+    data_class: type[LightningDataModule] = GazeDataModule,
+    subclass_mode_data: bool = False,
+    callbacks: Sequence[Callback] | None = None,
+    prog: str = "gazelab train",
+    description: str = "Train a gaze model from a YAML recipe.",
+) -> GazeCLI:
+    """Parse ``args`` (``--config FILE`` and overrides) and build trainer, model and data — without training.
+
+    The defaults are ``gazelab train``; other trainable modules (GCDR's diffusion model) reuse the same CLI
+    with their own module and data classes.
+    """
     with warnings.catch_warnings():
         # `gazelab train` passes its own arguments; LightningCLI would warn that sys.argv holds others.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         return cli_class(
-            GazeModule,
-            GazeDataModule,
+            module_class,
+            data_class,
+            subclass_mode_data=subclass_mode_data,
             args=list(args),
             run=False,
             seed_everything_default=0,
-            trainer_defaults={"callbacks": [RandomState(), ExportWeights()]},
+            trainer_defaults={
+                "callbacks": list(callbacks) if callbacks is not None else [RandomState(), ExportWeights()]
+            },
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
-            parser_kwargs={"prog": "gazelab train", "description": "Train a gaze model from a YAML recipe."},
+            parser_kwargs={"prog": prog, "description": description},
         )
 
 
