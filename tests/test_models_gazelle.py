@@ -80,6 +80,22 @@ def test_people_never_influence_each_other(pictures, tiny_inout) -> None:
     assert not torch.allclose(alone.heatmap[0], alone.heatmap[1]), "the head box must change the answer"
 
 
+def test_folded_heatmap_head_equals_the_two_convolutions() -> None:
+    """The decoder applies ``heatmap_head`` as one folded matmul: same maps as running its two layers, and the
+    gradient still reaches both layers' weights (training updates the checkpoint's parameters)."""
+    torch.manual_seed(0)
+    model = create_model("gazelle_tiny")
+    for parameter in model.heatmap_head.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    tokens = torch.randn(3, 32 * 32, model.cfg.dim)
+    unfolded = model.heatmap_head(tokens.transpose(1, 2).reshape(3, -1, 32, 32)).squeeze(1)
+    folded = model.heatmap_from_tokens(tokens, 32, 32)
+    assert folded.shape == (3, 64, 64)
+    torch.testing.assert_close(folded, unfolded, atol=1e-6, rtol=0)
+    folded.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heatmap_head.parameters())
+
+
 def test_sincos_position_map_layout() -> None:
     pe = sincos_position_map(256, 32, 32)
     x, y, c = 5.0, 7.0, 3
