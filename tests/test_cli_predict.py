@@ -154,3 +154,20 @@ def test_models_lists_the_zoo_and_what_is_cached(tmp_path, monkeypatch, capsys) 
     assert f"weight cache: {tmp_path / 'weights'}" in out
     code, out, _ = run(capsys, "models", "--pretrained")
     assert "gazelle_tiny" not in out and "gazelle_dinov2_vitl14_inout" in out
+
+
+def test_bf16_precision_is_a_predict_option(shared_data, tmp_path, capsys) -> None:
+    """``--precision bf16`` runs the encoder under bf16 autocast: same people, heatmaps close to fp32's; an
+    unknown precision is a one-line error."""
+    image = str(shared_data / "images" / "image1.jpg")
+    boxes = ["--heads", "386,80,446,140;168,99,221,152", "--save-heatmaps"]
+    maps = {}
+    for precision in ("fp32", "bf16"):
+        code, _, err = run(capsys, "predict", image, *TINY, *boxes, "--precision", precision,
+                           "--out", str(tmp_path / precision))  # fmt: skip
+        assert code == 0, err
+        maps[precision] = np.load(tmp_path / precision / "image1.npz")["heatmaps"]
+    assert maps["bf16"].shape == maps["fp32"].shape == (2, 64, 64)
+    assert 0 < np.abs(maps["bf16"] - maps["fp32"]).max() < 0.05
+    code, _, err = run(capsys, "predict", image, *TINY, *boxes, "--precision", "fp16", "--out", str(tmp_path / "x"))
+    assert code == 2 and "unknown precision 'fp16'" in err and len(err.strip().splitlines()) == 1

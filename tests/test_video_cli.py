@@ -106,3 +106,11 @@ def test_bad_tracks_row_names_the_file_and_line(clip, tmp_path, capsys) -> None:
                        "--tracks", str(tracks))  # fmt: skip
     assert code == 2 and f"{tracks}:2: expected numbers" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_fast_paths_are_refused_for_temporal_models(clip, tmp_path, capsys) -> None:
+    out = tmp_path / "o.mp4"
+    code, _, err = run(capsys, "video", str(clip / "frames"), "--out", str(out), "--model", "vat_temporal_tiny",
+                       "--weights", "none", "--tracks", str(clip / "person1.txt"), "--precision", "bf16")  # fmt: skip
+    assert code == 2 and "VATTemporal is temporal" in err.strip().splitlines()[-1]
+    assert not out.exists() and not out.with_suffix(".csv").exists(), "nothing half-written"

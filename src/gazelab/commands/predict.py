@@ -78,6 +78,10 @@ def predict(
         "0 as in the JSON; detected people are ordered left to right), or none.",
     ),  # fmt: skip
     device: str = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32 (exact) or bf16 (image encoder under bf16 autocast, decoder fp32)."
+    ),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder and decoder (first image slow)."),
     labels: str = typer.Option(
         None,
         "--labels",
@@ -109,7 +113,8 @@ def predict(
         find_heads = _head_finder(heads, heads_file, detect, min_face_score, stack)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         vocabulary = _vocabulary(labels, text_model)
-        predictor = Predictor(_load_model(model, weights, backbone_weights), device=device, vocabulary=vocabulary)
+        predictor = Predictor(_load_model(model, weights, backbone_weights), device=device, vocabulary=vocabulary,
+                              precision=precision, compile=compile)  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         stems: set[str] = set()
         for path in track(images, description="predicting", console=Console(stderr=True)):

@@ -70,6 +70,10 @@ def video(
     json_path: Path = typer.Option(None, "--json", help="Per-frame JSON (default: OUT with .json)."),
     heatmap: str = typer.Option("all", "--heatmap", help="Heatmap drawn: all (their maximum), none, or a track id."),
     device: str = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32 (exact) or bf16 (image encoder under bf16 autocast; frame-by-frame models)."
+    ),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder and decoder (first frames slow)."),
 ) -> None:
     """Predict gaze targets of tracked people in a video; write an annotated mp4, a CSV and a JSON."""
     from gazelab.video.smoothing import SMOOTHERS
@@ -123,7 +127,7 @@ def video(
         start = time.perf_counter()
         with VideoWriter(out, source.output_fps, (source.width, source.height)) as writer, \
                 ResultWriter(csv_path, json_path, header) as rows:  # fmt: skip
-            for result in run_video(net, source, tracks, smoother):
+            for result in run_video(net, source, tracks, smoother, precision, compile):
                 writer.write(annotate(result, order, heatmap))
                 rows.write(result)
                 bar.advance(task)

@@ -115,7 +115,9 @@ class Predictor:
         :func:`gazelab.models.vocab.build_vocabulary`).
 
         Fast paths (see ``docs/performance.md``): ``precision="bf16"`` runs the image encoder under bf16 autocast
-        (about half the fp32 time on CPUs with AVX512-BF16/AMX) and the decoder in fp32: the decoder is a few
+        (faster than fp32 where bf16 matmuls are: CPUs with AMX, recent GPUs; on AVX512-BF16 without AMX, as on the
+        development machine, bf16 GEMMs run at about half the fp32 rate and the path is slower — measure with
+        benchmarks/predict_speed.py) and the decoder in fp32: the decoder is a few
         percent of the work but decides the argmax, and in bf16 it flipped the argmax cell of flat heatmaps (81%
         agreement vs 100% on ViT-B, see benchmarks/predict_speed.py). ``compile=True`` wraps encode and
         decode in ``torch.compile`` (the first calls compile), ``channels_last`` stores convolution inputs

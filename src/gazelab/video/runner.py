@@ -81,8 +81,8 @@ def _answers(frame: VideoFrame, heads: list[TrackedHead], output: GazeOutput) ->
 class ImageStrategy:
     """Any model, frame by frame: one encoding per frame, all its people decoded together."""
 
-    def __init__(self, model: GazeModel) -> None:
-        self.predictor = Predictor(model)
+    def __init__(self, model: GazeModel, precision: str = "fp32", compile: bool = False) -> None:
+        self.predictor = Predictor(model, precision=precision, compile=compile)
 
     def push(self, frame: VideoFrame, heads: list[TrackedHead]) -> list[Answer]:
         if not heads:  # nobody to ask: skip the costly encoding
@@ -194,24 +194,34 @@ def check_video_model(model: GazeModel) -> None:
         )
 
 
-def strategy_for(model: GazeModel) -> ImageStrategy | VATStrategy | PDPWindowStrategy:
-    """The protocol a model runs a video with (see the module docstring)."""
-    if isinstance(model, VATTemporal):
-        return VATStrategy(model)
-    if isinstance(model, PDPTemporal):
-        return PDPWindowStrategy(model)
-    return ImageStrategy(model)
+def strategy_for(
+    model: GazeModel, precision: str = "fp32", compile: bool = False
+) -> ImageStrategy | VATStrategy | PDPWindowStrategy:
+    """The protocol a model runs a video with (see the module docstring). The Predictor's fast paths
+    (``precision``, ``compile``) apply to frame-by-frame models; temporal models run their exact fp32 path."""
+    if isinstance(model, (VATTemporal, PDPTemporal)):
+        if precision != "fp32" or compile:
+            raise GazelabError(f"{type(model).__name__} is temporal: --precision bf16 and --compile are for "
+                               "frame-by-frame models; drop them")  # fmt: skip
+        return VATStrategy(model) if isinstance(model, VATTemporal) else PDPWindowStrategy(model)
+    return ImageStrategy(model, precision, compile)
 
 
 @torch.inference_mode()
 def run_video(
-    model: GazeModel, frames: Iterable[VideoFrame], tracks: Tracks, smoother: TrackSmoother | None = None
+    model: GazeModel,
+    frames: Iterable[VideoFrame],
+    tracks: Tracks,
+    smoother: TrackSmoother | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> Iterator[FrameResult]:
     """Every frame of ``frames`` with the answers for the heads ``tracks`` gives it, in frame order.
 
     Frames without heads come out too (with no people), so an annotated video keeps every frame.
+    ``precision``/``compile``: the Predictor's fast paths, for frame-by-frame models.
     """
-    strategy = strategy_for(model.eval())
+    strategy = strategy_for(model.eval(), precision, compile)
     queue: deque[tuple[FrameResult, list[TrackedHead]]] = deque()
     pending: dict[tuple[int, str], PersonResult] = {}
 
