@@ -96,6 +96,27 @@ def test_folded_heatmap_head_equals_the_two_convolutions() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heatmap_head.parameters())
 
 
+def test_optional_gaze_vector_head_reads_the_head_tokens(pictures) -> None:
+    """``gaze_vector=True`` adds a unit 2-D direction per person, trainable with the ``angular`` loss (gradient
+    reaches the head and the backbone); the published architecture has none."""
+    from gazelab.models.gazelle import GazeLLE, GazeLLEConfig
+    from gazelab.train.losses import get_loss
+
+    torch.manual_seed(0)
+    config = GazeLLEConfig(backbone="dinov2_tiny", dim=32, heads=2, layers=1, freeze_backbone=False, gaze_vector=True)
+    model = GazeLLE(config)
+    heads = [[(0.1, 0.2, 0.3, 0.4), (0.6, 0.5, 0.8, 0.8)], [(0.2, 0.1, 0.4, 0.3)]]
+    out = model(model.prepare(pictures, heads))
+    assert out.gaze_vector is not None and out.gaze_vector.shape == (3, 2)
+    torch.testing.assert_close(out.gaze_vector.norm(dim=1), torch.ones(3))
+    batch = {"heads": torch.tensor([h for image in heads for h in image]), "inout": torch.ones(3),
+             "gaze": torch.tensor([[[0.9, 0.3]], [[0.1, 0.9]], [[0.3, 0.9]]])}  # fmt: skip
+    get_loss("angular")(out, batch).backward()
+    assert model.gaze_vector_head.weight.grad.abs().sum() > 0
+    assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert create_model("gazelle_tiny")(create_model("gazelle_tiny").prepare(pictures, heads)).gaze_vector is None
+
+
 def test_sincos_position_map_layout() -> None:
     pe = sincos_position_map(256, 32, 32)
     x, y, c = 5.0, 7.0, 3

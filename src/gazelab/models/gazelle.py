@@ -42,6 +42,11 @@ class GazeLLEConfig:
     out_size: int = 64
     freeze_backbone: bool = True
     """The published recipe trains the decoder only; frozen features can then be cached."""
+    gaze_vector: bool = False
+    """Not in Gaze-LLE: a 2-D gaze-direction head (``gaze_vector_head``) reading the decoder's tokens under the head
+    box, trained with the ``angular`` loss. A pretrained DINOv2 already encodes which way a head turns; a backbone
+    trained from scratch (the synthetic benchmark) learns it far sooner from this direct signal than from the
+    heatmap loss alone. No released checkpoint has it."""
 
 
 def sincos_position_map(dim: int, rows: int, cols: int) -> Tensor:
@@ -118,6 +123,8 @@ class GazeLLE(GazeModel):
             nn.Conv2d(cfg.dim, 1, kernel_size=1, bias=False),
             nn.Sigmoid(),
         )
+        if cfg.gaze_vector:
+            self.gaze_vector_head = nn.Linear(cfg.dim, 2)
         if cfg.inout:
             self.inout_head = nn.Sequential(
                 nn.Linear(cfg.dim, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 1), nn.Sigmoid()
@@ -158,10 +165,19 @@ class GazeLLE(GazeModel):
             inout = self.inout_head(tokens[:, 0]).squeeze(-1)
             tokens = tokens[:, 1:]
         heatmap = self.heatmap_from_tokens(tokens, rows, cols)
+        gaze_vector = self._gaze_vector(tokens, people.extras["head_maps"]) if self.cfg.gaze_vector else None
         if heatmap.shape[-1] != self.cfg.out_size:
             size = (self.cfg.out_size, self.cfg.out_size)
             heatmap = F.interpolate(heatmap[:, None], size=size, mode="bilinear", antialias=True)[:, 0]
-        return GazeOutput(heatmap=heatmap, inout=inout)
+        return GazeOutput(heatmap=heatmap, inout=inout, gaze_vector=gaze_vector)
+
+    def _gaze_vector(self, tokens: Tensor, head_maps: Tensor) -> Tensor:
+        """Unit direction from the mean decoder token under each head box (the whole grid for a box without
+        tokens, which only happens for a box smaller than a patch at the image border)."""
+        weights = head_maps.to(tokens.dtype).flatten(1)
+        weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
+        pooled = (weights[:, :, None] * tokens).sum(1) / weights.sum(1, keepdim=True)
+        return F.normalize(self.gaze_vector_head(pooled), dim=1, eps=1e-6)
 
     def heatmap_from_tokens(self, tokens: Tensor, rows: int, cols: int) -> Tensor:
         """``heatmap_head`` applied to decoder tokens [P, rows * cols, C] -> [P, 2 rows, 2 cols], as one matmul.
