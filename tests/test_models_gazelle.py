@@ -96,14 +96,16 @@ def test_folded_heatmap_head_equals_the_two_convolutions() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heatmap_head.parameters())
 
 
-def test_optional_gaze_vector_head_reads_the_head_tokens(pictures) -> None:
-    """``gaze_vector=True`` adds a unit 2-D direction per person, trainable with the ``angular`` loss (gradient
-    reaches the head and the backbone); the published architecture has none."""
+def test_optional_gaze_vector_and_field(pictures) -> None:
+    """``gaze_vector`` adds a unit 2-D direction per person, trainable with the ``angular`` loss (its gradient
+    reaches the backbone); ``gaze_field`` feeds the field cast along it to the decoder, so the heatmap loss trains
+    the direction too. The published architecture has neither."""
     from gazelab.models.gazelle import GazeLLE, GazeLLEConfig
     from gazelab.train.losses import get_loss
 
     torch.manual_seed(0)
-    config = GazeLLEConfig(backbone="dinov2_tiny", dim=32, heads=2, layers=1, freeze_backbone=False, gaze_vector=True)
+    config = GazeLLEConfig(backbone="dinov2_tiny", dim=32, heads=2, layers=1, freeze_backbone=False,
+                           gaze_vector=True, gaze_field=True)  # fmt: skip
     model = GazeLLE(config)
     heads = [[(0.1, 0.2, 0.3, 0.4), (0.6, 0.5, 0.8, 0.8)], [(0.2, 0.1, 0.4, 0.3)]]
     out = model(model.prepare(pictures, heads))
@@ -112,9 +114,25 @@ def test_optional_gaze_vector_head_reads_the_head_tokens(pictures) -> None:
     batch = {"heads": torch.tensor([h for image in heads for h in image]), "inout": torch.ones(3),
              "gaze": torch.tensor([[[0.9, 0.3]], [[0.1, 0.9]], [[0.3, 0.9]]])}  # fmt: skip
     get_loss("angular")(out, batch).backward()
-    assert model.gaze_vector_head.weight.grad.abs().sum() > 0
     assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    model(model.prepare(pictures, heads)).heatmap.sum().backward()
+    assert model.gaze_vector_head.mlp[0].weight.grad.abs().sum() > 0, "the heatmap trains the direction"
     assert create_model("gazelle_tiny")(create_model("gazelle_tiny").prepare(pictures, heads)).gaze_vector is None
+    with pytest.raises(ValueError, match="gaze_field needs gaze_vector"):
+        GazeLLE(GazeLLEConfig(backbone="dinov2_tiny", dim=32, heads=2, layers=1, gaze_field=True))
+
+
+def test_gaze_field_points_along_the_direction() -> None:
+    from gazelab.models.gaze_field import gaze_field
+
+    boxes = torch.tensor([[0.4, 0.4, 0.6, 0.6], [float("nan")] * 4])
+    right = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    field = gaze_field(boxes, right, 8, 8, (1.0, 4.0))
+    assert field.shape == (2, 2, 8, 8)
+    assert field[0, 0, 4, 7] > 0.95 and field[0, 0, 4, 0] == 0, "ahead of the head: ~1; behind: 0"
+    assert field[0, 1, 1, 7] < field[0, 0, 1, 7], "a larger gamma is a narrower cone"
+    assert field[1, 0, 7, 4] > 0.95 and field[1, 0, 0, 4] == 0, "no box: cast from the image centre, downwards"
 
 
 def test_sincos_position_map_layout() -> None:

@@ -20,6 +20,7 @@ from torchvision.transforms.v2 import functional as TF
 from gazelab.data.targets import head_token_map
 from gazelab.models.backbones.dinov2 import DINOV2_CONFIGS, DinoV2
 from gazelab.models.base import GazeModel, GazeOutput, ImageLike, People, image_tensor
+from gazelab.models.gaze_field import FIELD_GAMMAS, GazeDirectionHead, gaze_field
 from gazelab.models.layers import Attention, DropPath, Mlp
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,10 +44,11 @@ class GazeLLEConfig:
     freeze_backbone: bool = True
     """The published recipe trains the decoder only; frozen features can then be cached."""
     gaze_vector: bool = False
-    """Not in Gaze-LLE: a 2-D gaze-direction head (``gaze_vector_head``) reading the decoder's tokens under the head
-    box, trained with the ``angular`` loss. A pretrained DINOv2 already encodes which way a head turns; a backbone
-    trained from scratch (the synthetic benchmark) learns it far sooner from this direct signal than from the
-    heatmap loss alone. No released checkpoint has it."""
+    """Not in Gaze-LLE: a gaze-direction head on the scene tokens under the head box (``gaze_vector_head``, trained
+    with the ``angular`` loss); see :mod:`gazelab.models.gaze_field`. No released checkpoint has it."""
+    gaze_field: bool = False
+    """Not in Gaze-LLE (needs ``gaze_vector``): the direction's gaze field as decoder prompts (``field_tokens``),
+    next to the head prompt; see :mod:`gazelab.models.gaze_field`."""
 
 
 def sincos_position_map(dim: int, rows: int, cols: int) -> Tensor:
@@ -123,8 +125,13 @@ class GazeLLE(GazeModel):
             nn.Conv2d(cfg.dim, 1, kernel_size=1, bias=False),
             nn.Sigmoid(),
         )
+        if cfg.gaze_field and not cfg.gaze_vector:
+            raise ValueError("gaze_field needs gaze_vector: the field is cast along the predicted direction")
         if cfg.gaze_vector:
-            self.gaze_vector_head = nn.Linear(cfg.dim, 2)
+            self.gaze_vector_head = GazeDirectionHead(cfg.dim)
+        if cfg.gaze_field:
+            self.field_tokens = nn.Parameter(torch.zeros(len(FIELD_GAMMAS), cfg.dim))
+            nn.init.normal_(self.field_tokens, std=0.02)
         if cfg.inout:
             self.inout_head = nn.Sequential(
                 nn.Linear(cfg.dim, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 1), nn.Sigmoid()
@@ -154,8 +161,15 @@ class GazeLLE(GazeModel):
     def decode(self, features: Tensor, people: People) -> GazeOutput:
         scene = self.linear(features) + self.pos_embed
         x = scene[people.image_index]
-        x = x + people.extras["head_maps"].to(x.dtype)[:, None] * self.head_token.weight[0][:, None, None]
+        head_maps = people.extras["head_maps"]
+        x = x + head_maps.to(x.dtype)[:, None] * self.head_token.weight[0][:, None, None]
         count, dim, rows, cols = x.shape
+        gaze_vector = None
+        if self.cfg.gaze_vector:
+            gaze_vector = self.gaze_vector_head(x.flatten(2).transpose(1, 2), head_maps)
+        if self.cfg.gaze_field:
+            field = gaze_field(people.boxes, gaze_vector, rows, cols, FIELD_GAMMAS).to(x.dtype)
+            x = x + torch.einsum("pgrc,gd->pdrc", field, self.field_tokens.to(x.dtype))
         tokens = x.flatten(2).transpose(1, 2)
         if self.has_inout:
             tokens = torch.cat([self.inout_token.weight.expand(count, 1, dim), tokens], dim=1)
@@ -165,19 +179,10 @@ class GazeLLE(GazeModel):
             inout = self.inout_head(tokens[:, 0]).squeeze(-1)
             tokens = tokens[:, 1:]
         heatmap = self.heatmap_from_tokens(tokens, rows, cols)
-        gaze_vector = self._gaze_vector(tokens, people.extras["head_maps"]) if self.cfg.gaze_vector else None
         if heatmap.shape[-1] != self.cfg.out_size:
             size = (self.cfg.out_size, self.cfg.out_size)
             heatmap = F.interpolate(heatmap[:, None], size=size, mode="bilinear", antialias=True)[:, 0]
         return GazeOutput(heatmap=heatmap, inout=inout, gaze_vector=gaze_vector)
-
-    def _gaze_vector(self, tokens: Tensor, head_maps: Tensor) -> Tensor:
-        """Unit direction from the mean decoder token under each head box (the whole grid for a box without
-        tokens, which only happens for a box smaller than a patch at the image border)."""
-        weights = head_maps.to(tokens.dtype).flatten(1)
-        weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
-        pooled = (weights[:, :, None] * tokens).sum(1) / weights.sum(1, keepdim=True)
-        return F.normalize(self.gaze_vector_head(pooled), dim=1, eps=1e-6)
 
     def heatmap_from_tokens(self, tokens: Tensor, rows: int, cols: int) -> Tensor:
         """``heatmap_head`` applied to decoder tokens [P, rows * cols, C] -> [P, 2 rows, 2 cols], as one matmul.

@@ -1,0 +1,58 @@
+"""A gaze direction read from the head, and the gaze field it casts: optional Gaze-LLE extensions.
+
+Gaze-LLE leans on DINOv2: its features already say which way a head turns, so a light decoder learns where the
+person looks. A backbone trained from scratch on a few thousand images (the synthetic benchmark) must learn both
+at once from the heatmap loss alone, and in a CPU budget it learns to find objects long before it learns which one
+a person looks at. Two additions give it the shortcut the classic models had (Lian et al., ACCV 2018, "Believe it
+or not, we know what you are looking at"; the gaze cone of Recasens et al. 2015):
+
+- :class:`GazeDirectionHead`: a unit 2-D direction from the scene tokens under the head box, trained directly
+  with the ``angular`` loss — a dense signal for the backbone's head features.
+- :func:`gaze_field`: for every token, ``max(cos, 0) ** gamma`` of the angle between "head centre -> token" and
+  that direction, for a few sharpnesses ``gamma``; the decoder gets them as prompts next to the head prompt, so it
+  only has to pick the object on the ray rather than learn the geometry of rays.
+
+No released checkpoint has these; they are off in every published configuration.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FIELD_GAMMAS = (1.0, 4.0, 16.0)
+"""Sharpness of the field prompts: a wide cone (~60 deg at half height), a medium one, a narrow ray (~17 deg)."""
+
+
+class GazeDirectionHead(nn.Module):
+    """Mean scene token under each head box -> unit 2-D gaze direction (image plane, normalized coordinates)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 2))
+
+    def forward(self, tokens: Tensor, head_maps: Tensor) -> Tensor:
+        """``tokens`` [P, N, C], ``head_maps`` [P, rows, cols] with N = rows * cols -> [P, 2].
+
+        A box covering no token (smaller than a patch at the border, or no box) pools the whole grid."""
+        weights = head_maps.to(tokens.dtype).flatten(1)
+        weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
+        pooled = (weights[:, :, None] * tokens).sum(1) / weights.sum(1, keepdim=True)
+        return F.normalize(self.mlp(pooled), dim=1, eps=1e-6)
+
+
+def gaze_field(boxes: Tensor, direction: Tensor, rows: int, cols: int, gammas: tuple[float, ...]) -> Tensor:
+    """``[P, len(gammas), rows, cols]``: ``max(cos, 0) ** gamma`` between head centre -> token centre and
+    ``direction``; differentiable in ``direction``. Boxes and directions share the normalized image frame; a
+    missing box (NaN row) casts from the image centre."""
+    centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
+    centre = torch.nan_to_num(centre.to(direction.dtype), nan=0.5)
+    ys = (torch.arange(rows, device=direction.device, dtype=direction.dtype) + 0.5) / rows
+    xs = (torch.arange(cols, device=direction.device, dtype=direction.dtype) + 0.5) / cols
+    dx = xs[None, None, :] - centre[:, 0, None, None]
+    dy = ys[None, :, None] - centre[:, 1, None, None]
+    length = torch.sqrt(dx.square() + dy.square() + 1e-8)
+    cosine = (dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]) / length
+    front = cosine.clamp(min=0)
+    return torch.stack([front.pow(gamma) for gamma in gammas], dim=1)
