@@ -33,7 +33,7 @@ from gazelab.data.dataset import (
     collate_people,
     collate_sequences,
 )
-from gazelab.data.formats import read_annotations
+from gazelab.data.formats import attach_gazefollow_labels, read_annotations, read_gazefollow_labels
 from gazelab.data.report import Annotations
 from gazelab.data.transforms import AugmentConfig
 from gazelab.errors import GazelabError
@@ -150,6 +150,9 @@ class GazeDataModule(L.LightningDataModule):
             unlabelled people get pseudo-labels from prior stores, and each batch holds
             ``semisup.labelled_per_batch`` + ``semisup.unlabelled_per_batch`` samples (``batch_size`` is not
             used). See :class:`~gazelab.semisup.config.SemiSupervision`.
+        train_labels: SemGaze's semantic labels for GazeFollow training annotations (``gaze-labels-train.csv``),
+            merged into the people as their ``label`` (see :mod:`gazelab.data.formats.gazefollow_labels`).
+        val_labels: the same for the validation annotations (``gaze-labels-val.csv``).
     """
 
     def __init__(
@@ -177,6 +180,8 @@ class GazeDataModule(L.LightningDataModule):
         sequence_stride: int | None = None,
         depth_dir: str | None = None,
         semisup: SemiSupervision | None = None,
+        train_labels: str | None = None,
+        val_labels: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["augment", "semisup"])
@@ -202,9 +207,13 @@ class GazeDataModule(L.LightningDataModule):
         self._streams: tuple[int, int] | None = None
         """(labelled, unlabelled) sample counts when training on two streams."""
 
-    def _read(self, path: str, split: str) -> Annotations:
+    def _read(self, path: str, split: str, labels: str | None = None) -> Annotations:
         hp = self.hparams
         frames = read_annotations(path, format=hp.format, root=hp.root, split=split, check_images=True)
+        if labels:
+            frames = attach_gazefollow_labels(frames, read_gazefollow_labels(labels))
+            labelled = sum(person.label is not None for frame in frames for person in frame.people)
+            rank_zero_info(f"{labels}: {labelled} of {frames.num_people} people labelled")
         rank_zero_info(f"{frames.report.source} ({frames.report.format}): {frames.report.summary()}")
         if not frames.num_people:
             raise GazelabError(f"{path}: no usable person ({frames.report.summary()})")
@@ -214,14 +223,14 @@ class GazeDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        train = self._read(hp.train, hp.train_split)
+        train = self._read(hp.train, hp.train_split, hp.get("train_labels"))
         if hp.frame_stride > 1:
             train = [f for f in train if f.frame_index is None or f.frame_index % hp.frame_stride == 0]
         unlabelled: list[Frame] = []
         if self.semisup is not None:
             train, unlabelled = self.semisup.split(train, lambda path: self._read(path, hp.train_split))
             rank_zero_info(f"semi-supervised: {len(train)} labelled and {len(unlabelled)} unlabelled images")
-        val = self._read(hp.val, hp.val_split) if hp.val else None
+        val = self._read(hp.val, hp.val_split, hp.get("val_labels")) if hp.val else None
         cache = self._build_cache(train, val) if hp.feature_cache else None
         augment = cacheable(self.augment) if cache is not None else self.augment
         train_cfg = SampleConfig(image_size=hp.image_size, augment=augment, heatmap_rule=hp.heatmap_rule, seed=hp.seed)

@@ -9,6 +9,8 @@ Every init argument is a plain value, so checkpoints hold plain hyper-parameters
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,11 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from gazelab.errors import GazelabError
+from gazelab.eval.semantic import LabelTargets, SemanticMetric
 from gazelab.models import MODEL_ZOO, create_model
 from gazelab.models.base import GazeModel, GazeOutput
 from gazelab.models.checkpoints import fetch
+from gazelab.train.data import validation_people
 from gazelab.train.losses import CombinedLoss
 from gazelab.train.losses_semgaze import semantic_targets
 from gazelab.train.metric import ProtocolMetric
@@ -62,10 +66,16 @@ class GazeModule(L.LightningModule):
         lr_groups: parameter-name substring -> learning rate (Gaze-LLE VAT: ``{inout: 0.01}``).
         scheduler: None (constant), ``cosine`` (annealed per epoch over ``trainer.max_epochs``) or ``multistep``.
         min_lr: the cosine schedule's final learning rate.
+        warmup_epochs: linear warm-up from 0 to the peak rates over this many epochs (fractions allowed),
+            stepped per optimiser step; then ``cosine`` anneals per step over the remaining steps (SemGaze: 4 of
+            20 epochs) and ``None`` stays constant. 0 = no warm-up. Steps are counted from the trainer's
+            ``estimated_stepping_batches`` (limits, accumulation and devices included).
         milestones: epochs at which ``multistep`` multiplies the rates by ``gamma`` (PDP: [15, 22, 30]).
         gamma: the ``multistep`` factor (PDP: 0.2).
         vocabulary: label vocabulary of a semantic model (a ``vocab2id.json``, a file of names, or ``a,b,c``):
-            batches then get label ids, text embeddings and the learnable temperature of ``info_nce``.
+            batches then get label ids, text embeddings and the learnable temperature of ``info_nce``, and
+            validation also logs the semantic scores (``val_acc1``, ``val_acc3``; ``val_multi_acc1`` when people
+            have several acceptable labels, ``val_gaze_acc`` when they have object boxes).
         text_model: what embeds the vocabulary (a CLIP model name or folder, or ``random``).
 
     A batch may carry ``extras``: per-person tensors handed to the model as ``people.extras`` (sequence
@@ -93,6 +103,7 @@ class GazeModule(L.LightningModule):
         gamma: float = 0.1,
         vocabulary: str | None = None,
         text_model: str = "openai/clip-vit-base-patch16",
+        warmup_epochs: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -108,6 +119,7 @@ class GazeModule(L.LightningModule):
         self.loss = CombinedLoss(losses or DEFAULT_LOSSES)
         self.semantic = semantic_targets(vocabulary, text_model) if vocabulary else None
         self.val_metric: ProtocolMetric | None = None
+        self.val_semantic: SemanticMetric | None = None
 
     def train(self, mode: bool = True) -> GazeModule:
         """A frozen backbone stays in eval mode: its features must not depend on training-mode layers."""
@@ -152,13 +164,30 @@ class GazeModule(L.LightningModule):
         if self.val_metric is None:
             self.val_metric = ProtocolMetric(self.hparams.protocol, targets, self.model.has_inout).to(self.device)
         self.val_metric.reset()
+        if self.semantic is not None:
+            if self.val_semantic is None:
+                self.val_semantic = self._semantic_metric()
+            self.val_semantic.reset()
+
+    def _semantic_metric(self) -> SemanticMetric:
+        """Label targets of the validation people, in the order of the ``rows`` their batches carry."""
+        _, frames = validation_people(self.trainer.datamodule.val_set)
+        people = [person for frame in frames for person in frame.people]
+        vocabulary = self.semantic.vocabulary
+        return SemanticMetric(LabelTargets.from_people(people, vocabulary.ids), vocabulary.embeddings).to(self.device)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         output = self(batch)
         self.val_metric.update(batch["rows"], output.heatmap, output.inout)
+        if self.val_semantic is not None:
+            if output.label_embedding is None:
+                raise GazelabError(f"model.vocabulary is set but {self.hparams.name} predicts no label embeddings")
+            self.val_semantic.update(batch["rows"], output.label_embedding, output.heatmap)
 
     def on_validation_epoch_end(self) -> None:
         scores = self.val_metric.compute()
+        if self.val_semantic is not None:
+            scores.update(self.val_semantic.compute())
         # Every process holds the same scores (computed from the gathered predictions).
         self.log_dict({f"val_{name}": value.float() for name, value in scores.items()}, prog_bar=True, sync_dist=True)
 
@@ -170,10 +199,50 @@ class GazeModule(L.LightningModule):
         groups = parameter_groups(named, hp.lr, hp.lr_groups)
         optimizer = build_optimizer(hp.optimizer, groups, hp.weight_decay)
         epochs = self.trainer.max_epochs or 0
-        scheduler = build_scheduler(
-            hp.scheduler, optimizer, epochs, hp.min_lr, hp.get("milestones") or (), hp.get("gamma", 0.1)
-        )
+        if hp.get("warmup_epochs"):
+            scheduler = self._warmup_scheduler(optimizer)
+        else:
+            scheduler = build_scheduler(
+                hp.scheduler, optimizer, epochs, hp.min_lr, hp.get("milestones") or (), hp.get("gamma", 0.1)
+            )
         return {"optimizer": optimizer} if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def _warmup_scheduler(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The per-step schedule with linear warm-up (``cosine`` or constant after it), in optimiser steps."""
+        hp, trainer = self.hparams, self.trainer
+        if hp.warmup_epochs < 0 or not math.isfinite(hp.warmup_epochs):
+            raise GazelabError(f"model.warmup_epochs must be 0 or more, got {hp.warmup_epochs}")
+        if hp.scheduler not in (None, "cosine"):
+            raise GazelabError(f"model.warmup_epochs works with scheduler cosine or null, not {hp.scheduler}")
+        total = trainer.estimated_stepping_batches
+        if not trainer.max_epochs or trainer.max_epochs < 1 or not math.isfinite(total):
+            raise GazelabError("model.warmup_epochs needs trainer.max_epochs (warm-up is counted in epochs)")
+        warmup = max(1, round(hp.warmup_epochs * total / trainer.max_epochs))
+        schedule = warmup_schedule(optimizer, warmup, int(total), hp.min_lr, cosine=hp.scheduler == "cosine")
+        return {"scheduler": schedule, "interval": "step"}
+
+
+def warmup_schedule(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int, min_lr: float, cosine: bool
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step factors of each group's peak rate: ``step / warmup`` during the first ``warmup`` steps, then
+    1 (constant) or a cosine from 1 down to ``min_lr`` at step ``total`` (the shape of SemGaze's
+    ``get_cosine_schedule_with_warmup``, with a floor). Each group keeps its own peak (``lr_groups``)."""
+
+    def factor(peak: float) -> Callable[[int], float]:
+        floor = min(min_lr / peak, 1.0) if peak > 0 else 0.0
+
+        def at(step: int) -> float:
+            if step < warmup:
+                return step / warmup
+            if not cosine:
+                return 1.0
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return at
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(group["lr"]) for group in optimizer.param_groups])
 
 
 def _train_only(model: torch.nn.Module, patterns: list[str]) -> None:

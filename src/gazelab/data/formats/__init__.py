@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gazelab.data.formats.childplay import read_childplay
 from gazelab.data.formats.gazefollow import read_gazefollow, write_gazefollow
+from gazelab.data.formats.gazefollow_labels import attach_gazefollow_labels, read_gazefollow_labels
 from gazelab.data.formats.gazehoi import read_gazehoi, write_gazehoi
 from gazelab.data.formats.gazelle_json import read_gazelle_json
 from gazelab.data.formats.vat import read_vat, write_vat
@@ -24,7 +25,7 @@ WRITABLE_FORMATS = ("gazefollow", "vat", "gazehoi")
 __all__ = [
     "FORMATS", "WRITABLE_FORMATS", "detect_format", "read_annotations", "write_annotations",
     "read_childplay", "read_gazefollow", "read_gazehoi", "read_gazelle_json", "read_vat",
-    "write_gazefollow", "write_gazehoi", "write_vat",
+    "write_gazefollow", "write_gazehoi", "write_vat", "attach_gazefollow_labels", "read_gazefollow_labels",
 ]  # fmt: skip
 
 
