@@ -135,6 +135,25 @@ def test_gaze_field_points_along_the_direction() -> None:
     assert field[1, 0, 7, 4] > 0.95 and field[1, 0, 0, 4] == 0, "no box: cast from the image centre, downwards"
 
 
+def test_head_crops_cut_the_box_and_feed_the_direction(pictures) -> None:
+    from gazelab.models.gaze_field import head_crops
+    from gazelab.models.gazelle import GazeLLE, GazeLLEConfig
+
+    images = torch.zeros(2, 3, 40, 80)
+    images[1, 0, 10:20, 40:60] = 1.0  # a red patch on the second picture
+    boxes = torch.tensor([[0.5, 0.25, 0.75, 0.5], [float("nan")] * 4])
+    crops = head_crops(images, boxes, torch.tensor([1, 1]), 8)
+    assert crops.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(crops[0, 0], torch.ones(8, 8))  # the box is exactly the red patch
+    assert crops[0, 1:].abs().max() == 0
+    assert 0 < float(crops[1, 0].mean()) < 0.2, "no box: the whole picture"
+    config = GazeLLEConfig(backbone="dinov2_tiny", dim=32, heads=2, layers=1, gaze_vector=True, head_crop=16)
+    model = GazeLLE(config)
+    inputs = model.prepare(pictures, [[(0.1, 0.2, 0.3, 0.4)], [(0.2, 0.1, 0.4, 0.3)]])
+    assert inputs.people.extras["head_crops"].shape == (2, 3, 16, 16)
+    assert model(inputs).gaze_vector.shape == (2, 2)
+
+
 def test_sincos_position_map_layout() -> None:
     pe = sincos_position_map(256, 32, 32)
     x, y, c = 5.0, 7.0, 3

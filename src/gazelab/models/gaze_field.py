@@ -7,7 +7,9 @@ a person looks at. Two additions give it the shortcut the classic models had (Li
 or not, we know what you are looking at"; the gaze cone of Recasens et al. 2015):
 
 - :class:`GazeDirectionHead`: a unit 2-D direction from the scene tokens under the head box, trained directly
-  with the ``angular`` loss — a dense signal for the backbone's head features.
+  with the ``angular`` loss — a dense signal for the backbone's head features; or :class:`HeadCropDirection`,
+  the same from a small CNN on the head crop (:func:`head_crops`), as the face pathway of Chong et al. — at 224 px
+  a synthetic head is one or two patches wide, and a patch embedding sees its orientation poorly.
 - :func:`gaze_field`: for every token, ``max(cos, 0) ** gamma`` of the angle between "head centre -> token" and
   that direction, for a few sharpnesses ``gamma``; the decoder gets them as prompts next to the head prompt, so it
   only has to pick the object on the ray rather than learn the geometry of rays.
@@ -40,6 +42,38 @@ class GazeDirectionHead(nn.Module):
         weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
         pooled = (weights[:, :, None] * tokens).sum(1) / weights.sum(1, keepdim=True)
         return F.normalize(self.mlp(pooled), dim=1, eps=1e-6)
+
+
+class HeadCropDirection(nn.Module):
+    """Head crop [P, 3, S, S] (normalised) -> unit 2-D gaze direction: three stride-2 convolutions, mean pool, MLP."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for inputs, outputs in ((3, width // 2), (width // 2, width), (width, width)):
+            layers += [
+                nn.Conv2d(inputs, outputs, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(outputs),
+                nn.ReLU(),
+            ]
+        self.cnn = nn.Sequential(*layers)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 2))
+
+    def forward(self, crops: Tensor) -> Tensor:
+        return F.normalize(self.mlp(self.cnn(crops).mean(dim=(2, 3))), dim=1, eps=1e-6)
+
+
+def head_crops(images: Tensor, boxes: Tensor, image_index: Tensor, size: int) -> Tensor:
+    """Bilinear crops [P, 3, size, size] of normalized ``boxes`` from float ``images`` [B, 3, H, W] (one batched
+    ``roi_align``; outside the picture reads zeros). A missing box (NaN row) crops the whole picture."""
+    from torchvision.ops import roi_align
+
+    height, width = images.shape[-2:]
+    whole = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=images.dtype, device=images.device)
+    boxes = torch.where(torch.isnan(boxes).any(1, keepdim=True), whole, boxes.to(images.dtype))
+    scale = torch.tensor([width, height, width, height], dtype=images.dtype, device=images.device)
+    rois = torch.cat([image_index.to(images.device, images.dtype)[:, None], boxes * scale], dim=1)
+    return roi_align(images, rois, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
 
 
 def gaze_field(boxes: Tensor, direction: Tensor, rows: int, cols: int, gammas: tuple[float, ...]) -> Tensor:

@@ -20,7 +20,7 @@ from torchvision.transforms.v2 import functional as TF
 from gazelab.data.targets import head_token_map
 from gazelab.models.backbones.dinov2 import DINOV2_CONFIGS, DinoV2
 from gazelab.models.base import GazeModel, GazeOutput, ImageLike, People, image_tensor
-from gazelab.models.gaze_field import FIELD_GAMMAS, GazeDirectionHead, gaze_field
+from gazelab.models.gaze_field import FIELD_GAMMAS, GazeDirectionHead, HeadCropDirection, gaze_field, head_crops
 from gazelab.models.layers import Attention, DropPath, Mlp
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -46,6 +46,9 @@ class GazeLLEConfig:
     gaze_vector: bool = False
     """Not in Gaze-LLE: a gaze-direction head on the scene tokens under the head box (``gaze_vector_head``, trained
     with the ``angular`` loss); see :mod:`gazelab.models.gaze_field`. No released checkpoint has it."""
+    head_crop: int = 0
+    """With ``gaze_vector``: read the direction from a ``head_crop``-pixel crop of the (resized) picture with a small
+    CNN instead of from the scene tokens (0); see :mod:`gazelab.models.gaze_field`."""
     gaze_field: bool = False
     """Not in Gaze-LLE (needs ``gaze_vector``): the direction's gaze field as decoder prompts (``field_tokens``),
     next to the head prompt; see :mod:`gazelab.models.gaze_field`."""
@@ -127,8 +130,10 @@ class GazeLLE(GazeModel):
         )
         if cfg.gaze_field and not cfg.gaze_vector:
             raise ValueError("gaze_field needs gaze_vector: the field is cast along the predicted direction")
+        if cfg.head_crop and not cfg.gaze_vector:
+            raise ValueError("head_crop needs gaze_vector: the crop is read for the gaze direction")
         if cfg.gaze_vector:
-            self.gaze_vector_head = GazeDirectionHead(cfg.dim)
+            self.gaze_vector_head = HeadCropDirection() if cfg.head_crop else GazeDirectionHead(cfg.dim)
         if cfg.gaze_field:
             self.field_tokens = nn.Parameter(torch.zeros(len(FIELD_GAMMAS), cfg.dim))
             nn.init.normal_(self.field_tokens, std=0.02)
@@ -152,7 +157,14 @@ class GazeLLE(GazeModel):
         """
         people = super().prepare_people(boxes, image_index, images)
         people.extras["head_maps"] = head_token_map(boxes.cpu(), self.grid[0]).to(self.device)
+        if self.cfg.head_crop:
+            people.extras["head_crops"] = self._head_crops(people, images)
         return people
+
+    def _head_crops(self, people: People, images: Sequence[ImageLike] | Tensor) -> Tensor:
+        """``head_crop`` crops from the pictures resized to the model's input (same-size pictures: one call)."""
+        prepared = self.prepare_images(images)
+        return head_crops(prepared, people.boxes, people.image_index, self.cfg.head_crop)
 
     def encode(self, images: Tensor) -> Tensor:
         """[B, 3, 448, 448] -> last-layer normed DINOv2 patch tokens [B, C, 32, 32]."""
@@ -166,7 +178,10 @@ class GazeLLE(GazeModel):
         count, dim, rows, cols = x.shape
         gaze_vector = None
         if self.cfg.gaze_vector:
-            gaze_vector = self.gaze_vector_head(x.flatten(2).transpose(1, 2), head_maps)
+            if self.cfg.head_crop:
+                gaze_vector = self.gaze_vector_head(people.extras["head_crops"].to(x.dtype))
+            else:
+                gaze_vector = self.gaze_vector_head(x.flatten(2).transpose(1, 2), head_maps)
         if self.cfg.gaze_field:
             field = gaze_field(people.boxes, gaze_vector, rows, cols, FIELD_GAMMAS).to(x.dtype)
             x = x + torch.einsum("pgrc,gd->pdrc", field, self.field_tokens.to(x.dtype))
