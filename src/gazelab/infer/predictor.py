@@ -131,8 +131,11 @@ class Predictor:
         self._channels_last = channels_last
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self._encode = torch.compile(self.model.encode) if compile else self.model.encode
-        self._decode = torch.compile(self.model.decode, dynamic=True) if compile else self.model.decode
+        # Freezing: the weights become constants of the compiled graph, so Inductor pre-packs them for oneDNN and
+        # folds what depends only on them (the model must not be changed after the first call).
+        frozen = {"freezing": True}
+        self._encode = torch.compile(self.model.encode, options=frozen) if compile else self.model.encode
+        self._decode = torch.compile(self.model.decode, dynamic=True, options=frozen) if compile else self.model.decode
         self._image: ImageLike | None = None
         self._features: Tensor | None = None
 
