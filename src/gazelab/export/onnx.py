@@ -93,6 +93,9 @@ def export_onnx(model: GazeLLE, out: Path, name: str) -> OnnxExport:
             f"ONNX export supports the Gaze-LLE models (gazelle_*); {name} is a {type(model).__name__}, whose "
             "people inputs (head crops from the picture) are not part of a features-only decoder graph"
         )
+    if model.cfg.head_crop:
+        raise GazelabError(f"{name} reads head crops from the picture (head_crop), which a features-only decoder "
+                           "graph has no input for; export a Gaze-LLE model without head_crop")  # fmt: skip
     try:
         import onnx  # noqa: F401  (the exporter needs it; fail with the fix, not deep inside torch)
     except ImportError:

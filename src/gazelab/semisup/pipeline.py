@@ -43,6 +43,8 @@ class PipelineConfig:
     student: str = "gazelle_synth"
     student_lr: float = 2e-3
     student_steps: int = 300
+    student_losses: dict[str, float] = field(default_factory=lambda: {"heatmap_bce": 1.0, "angular": 0.2})
+    """``angular`` trains gazelle_synth's gaze direction; it only sees labelled people (pseudo-labels have no point)."""
     labelled_per_batch: int = 4
     unlabelled_per_batch: int = 12
     diffusion: dict[str, Any] = field(default_factory=lambda: dict(DEMO_DIFFUSION))
@@ -144,7 +146,7 @@ def train_student(files: SplitFiles, row: str, stores: dict[str, Path], out: Pat
         )  # fmt: skip
     elif row == "full":
         train = files.root / "train_annotations_release.txt"
-    module = GazeModule(name=config.student, train_backbone=True, losses={"heatmap_bce": 1.0}, protocol=PROTOCOL,
+    module = GazeModule(name=config.student, train_backbone=True, losses=config.student_losses, protocol=PROTOCOL,
                         optimizer="adamw", lr=config.student_lr, weight_decay=0.01)  # fmt: skip
     data = GazeDataModule(train=str(train), root=str(files.root), image_size=config.image_size, augment="gazelle",
                           heatmap_rule="gazelle", sampling="person", batch_size=batch, num_workers=0,
