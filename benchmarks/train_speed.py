@@ -9,8 +9,10 @@ not depend on them, and nothing is downloaded. Data: a seeded synthetic set (`ga
     python benchmarks/train_speed.py [--images 24] [--batch-size 8] [--epochs 2] [--model gazelle_dinov2_vits14]
 
 Epoch times are the last epoch's (the first includes warm-up); the cache build is the cached run's time
-outside epochs minus the uncached run's. Last line:
-``RESULT train_speed ratio=<uncached epoch / cached epoch> cached_s=.. uncached_s=.. cache_build_s=..``.
+outside epochs minus the uncached run's. ``flop_bound`` is the most the cache could give if every FLOP ran at the
+same rate: (backbone forward + decoder forward and backward) / (decoder forward and backward), counted with
+torch's FlopCounterMode for one sample — the cache removes the backbone's work, not the decoder's. Last line:
+``RESULT train_speed ratio=<uncached epoch / cached epoch> flop_bound=.. cached_s=.. uncached_s=.. cache_build_s=..``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,22 @@ def run(args: argparse.Namespace, train: Path, cache: Path | None) -> EpochTimer
     return timer
 
 
+def flop_bound(name: str) -> tuple[float, float, float]:
+    """(backbone forward GFLOPs, decoder forward + backward GFLOPs, their ratio bound) for one sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = GazeModule(name=name).model
+    size = model.cfg.in_size
+    images = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8)
+    inputs = model.prepare(images, [[(0.4, 0.2, 0.5, 0.35)]])
+    with FlopCounterMode(display=False) as encoder, torch.no_grad():
+        features = model.encode(inputs.images)
+    with FlopCounterMode(display=False) as decoder:
+        model.decode(features, inputs.people).heatmap.sum().backward()
+    enc, dec = encoder.get_total_flops() / 1e9, decoder.get_total_flops() / 1e9
+    return enc, dec, (enc + dec) / dec
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=24, help="synthetic images (about 2.5 people each)")
@@ -92,9 +110,12 @@ def main() -> None:
         print(f"{name:<11} {timer.other_s:>8.2f} " + " ".join(f"{t:>10.2f}" for t in timer.epochs))
     ratio = uncached.epochs[-1] / cached.epochs[-1]
     build = cached.other_s - uncached.other_s
+    encoder_gflops, decoder_gflops, bound = flop_bound(args.model)
     print(f"cache build (once) ~{build:.1f} s; epoch speed-up {ratio:.2f}x")
+    print(f"per sample: backbone forward {encoder_gflops:.1f} GFLOPs, decoder forward+backward {decoder_gflops:.1f} "
+          f"GFLOPs -> the cache can give at most {bound:.2f}x")  # fmt: skip
     print(
-        f"RESULT train_speed ratio={ratio:.3f} cached_s={cached.epochs[-1]:.3f} "
+        f"RESULT train_speed ratio={ratio:.3f} flop_bound={bound:.3f} cached_s={cached.epochs[-1]:.3f} "
         f"uncached_s={uncached.epochs[-1]:.3f} cache_build_s={build:.3f}"
     )
 
