@@ -4,7 +4,8 @@ Trains ``configs/synthetic/semgaze_tiny.yaml`` with ``gazelab train`` on ``train
 ``gazelab synth --preset benchmark`` folder (the generator's object classes are the vocabulary), then scores the
 final weights (no checkpoint selection on the test split) on the first ``--test-images`` test images with the
 ``gazefollow`` protocol and top-1 label accuracy, next to two priors: the centre of the image (L2) and the most
-frequent training class (Acc@1).
+frequent training class (Acc@1). It also prints the validation curve of the run (first 150 test images, per
+epoch): the angular loss of the gaze vector, AUC, average L2 and Acc@1, so one sees whether where and what move.
 
     gazelab synth --out data/bench --preset benchmark
     python benchmarks/semgaze_synthetic.py --data data/bench [--out runs/bench_semgaze] [-- --trainer.max_epochs 4]
@@ -17,6 +18,7 @@ included, data generation and the final scoring excluded).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import time
@@ -39,6 +41,18 @@ from gazelab.train import run_training
 from gazelab.train.data import validation_people
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "semgaze_tiny.yaml"
+
+
+def curve(run: Path) -> list[tuple[int, dict[str, float]]]:
+    """Per epoch of the run's newest log: training losses and validation scores."""
+    versions = sorted(run.glob("version_*/metrics.csv"), key=lambda path: int(path.parent.name.split("_")[1]))
+    epochs: dict[int, dict[str, float]] = {}
+    if versions:
+        with versions[-1].open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                values = {k: float(v) for k, v in row.items() if v and k not in ("epoch", "step")}
+                epochs.setdefault(int(row["epoch"]), {}).update(values)
+    return sorted(epochs.items())
 
 
 @torch.no_grad()
@@ -93,6 +107,10 @@ def main() -> None:
     except GazelabError as err:  # weight export after training; the checkpoints are written by then
         print(f"note: {err}")
     minutes = (time.perf_counter() - start) / 60
+    columns = ("train_angular", "train_info_nce", "val_auc", "val_avg_l2", "val_acc1", "val_acc3")
+    print(f"\n{'epoch':>5} " + " ".join(f"{c:>14}" for c in columns))
+    for epoch, values in curve(args.out):
+        print(f"{epoch:>5} " + " ".join(f"{values.get(c, math.nan):>14.4f}" for c in columns))
     result = score(args.out / "checkpoints" / "last.ckpt", args.data, args.test_images)
     print(f"\nscored {result['people']:.0f} people of the first {args.test_images} test images (final weights)")
     print(f"{'':>14} {'auc':>7} {'avg_l2':>7} {'acc@1':>7}")

@@ -235,3 +235,129 @@ def test_semgaze_recipes_have_the_published_settings(recipe: str) -> None:
     assert (parsed.trainer.max_epochs, data.batch_size, data.image_size, data.augment) == (20, 300, 256, "semgaze")
     (swa,) = parsed.trainer.callbacks
     assert swa.class_path.endswith("StochasticWeightAveraging") and swa.init_args.swa_epoch_start == 17
+
+
+def _tiny_pair() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``semgaze_tiny``'s gaze field model (labels from the token alone) and the same weights without the field."""
+    from dataclasses import replace
+
+    from gazelab.models.registry import SEMGAZE_TINY
+    from gazelab.models.semgaze import SemGaze
+
+    torch.manual_seed(0)
+    with_field = SemGaze(replace(SEMGAZE_TINY, label_at_target=False)).eval()
+    plain = SemGaze(replace(SEMGAZE_TINY, gaze_field=False, label_at_target=False)).eval()
+    missing, unexpected = plain.load_state_dict(with_field.state_dict(), strict=False)
+    assert not missing and unexpected and all("field_" in key for key in unexpected)
+    return with_field, plain
+
+
+def _field_inputs(model: torch.nn.Module):
+    generator = torch.Generator().manual_seed(2)
+    images = [torch.randint(0, 256, (3, 96, 128), dtype=torch.uint8, generator=generator) for _ in range(2)]
+    return model.prepare(images, [[(0.05, 0.4, 0.15, 0.6), None], [(0.4, 0.1, 0.6, 0.3)]])
+
+
+def test_gaze_field_is_off_in_published_models_and_only_biases_attention_and_gates_heatmaps() -> None:
+    """With zero attention weights the field model is the plain decoder, its heatmaps gated by the field."""
+    from gazelab.models.gaze_field import FIELD_GAMMAS, gaze_field
+
+    assert not any("field_" in key for key in create_model("semgaze_gazefollow").state_dict())
+    with_field, plain = _tiny_pair()
+    inputs = _field_inputs(with_field)
+    crops, boxes = inputs.people.extras["crops"][:2][None], inputs.people.boxes[:2][None]
+    with torch.no_grad():
+        before = with_field.run(inputs.images[:1], crops, boxes)
+        for name, param in with_field.named_parameters():
+            if "field_scale" in name:
+                param.zero_()
+        zeroed, reference = with_field.run(inputs.images[:1], crops, boxes), plain.run(inputs.images[:1], crops, boxes)
+        field = gaze_field(boxes[0], reference.gaze_vec[0], 64, 64, FIELD_GAMMAS)
+        gate = torch.einsum("pgrc,g->prc", field, with_field.gaze_decoder.field_heatmap)
+    assert torch.allclose(zeroed.label_emb, reference.label_emb, atol=1e-6)
+    assert torch.allclose(zeroed.heatmap[0], reference.heatmap[0] * gate, atol=1e-6)
+    assert not torch.allclose(before.label_emb, reference.label_emb, atol=1e-4)  # the attention bias acts
+
+
+def test_gaze_field_pulls_a_persons_attention_along_the_gaze(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person in the middle looking right puts more of its last attention on the right half of the image with the
+    field than with zero field weights; looking left, less."""
+    import gazelab.models.semgaze_decoder as decoder
+
+    recorded: list[torch.Tensor] = []
+
+    def attention(q, k, v, attn_mask=None):
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        if attn_mask is not None:
+            logits = logits + attn_mask if attn_mask.dtype != torch.bool else logits.masked_fill(~attn_mask, -1e9)
+        weights = logits.softmax(-1)
+        recorded.append(weights)
+        return weights @ v
+
+    monkeypatch.setattr(decoder.F, "scaled_dot_product_attention", attention)
+    with_field, _ = _tiny_pair()
+    torch.manual_seed(3)
+    image = torch.randn(1, 64, 16, 16)
+    people = torch.randn(1, 1, 64)
+    boxes = torch.tensor([[[0.45, 0.4, 0.55, 0.6]]])
+
+    def right_half_share(direction: tuple[float, float], scaled: bool) -> float:
+        recorded.clear()
+        with torch.no_grad():
+            if not scaled:
+                for name, param in with_field.gaze_decoder.named_parameters():
+                    if "field_" in name:
+                        param.zero_()
+            with_field.gaze_decoder(image, people, None, (boxes, torch.tensor([[direction]])))
+        final = recorded[-1][0, :, 0].reshape(-1, 16, 16)  # heads x rows x cols of the person's query
+        return float(final[:, :, 8:].sum() / final.sum())
+
+    right_on, left_on = right_half_share((1.0, 0.0), True), right_half_share((-1.0, 0.0), True)
+    plain = right_half_share((1.0, 0.0), False)
+    assert right_on > plain + 0.05 and left_on < plain - 0.05
+
+
+def test_gaze_field_training_step_is_finite_for_several_people_and_a_missing_box() -> None:
+    """The heatmap and label losses reach the field weights and, through the field, the gaze vector."""
+    with_field, _ = _tiny_pair()
+    with_field.train()
+    inputs = _field_inputs(with_field)
+    out = with_field(inputs)
+    assert out.heatmap.shape == (3, 64, 64) and out.label_embedding.shape == (3, 512)
+    assert all(torch.isfinite(t).all() for t in (out.heatmap, out.label_embedding, out.gaze_vector))
+    decoder = with_field.gaze_decoder
+    vector = torch.autograd.grad(out.heatmap.square().sum(), out.gaze_vector, retain_graph=True)[0]
+    assert torch.isfinite(vector).all() and vector.abs().sum() > 0
+    (out.heatmap.square().sum() + out.label_embedding[:, 0].sum()).backward()
+    scales = [decoder.field_heatmap, decoder.transformer.final_attn_gaze_to_image.field_scale,
+              decoder.transformer.layers[0].cross_attn_image_to_gaze.field_scale]  # fmt: skip
+    assert all(s.grad is not None and torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0 for s in scales)
+
+
+def test_he_label_init_gives_people_different_label_embeddings() -> None:
+    """With the default initialisation six random people leave the label MLP pointing the same way (InfoNCE then
+    has nothing to work on); with ``he_label_init`` they do not."""
+    from gazelab.models.semgaze_decoder import GazeDecoder
+
+    closest = {}
+    for he in (False, True):
+        torch.manual_seed(0)
+        decoder = GazeDecoder(64, 2, 4, 128, 2, 512, he_label_init=he).eval()
+        with torch.no_grad():
+            _, labels = decoder(torch.randn(1, 64, 16, 16), torch.randn(1, 6, 64))
+        closest[he] = float((labels[0] @ labels[0].T).min())
+    assert closest[False] > 0.95 and closest[True] < 0.8
+
+
+def test_label_at_target_reads_the_tokens_under_the_heatmap() -> None:
+    """Same weights: the label changes when the label MLP also reads the tokens under the person's heatmap, and
+    the heatmap does not."""
+    with_field, _ = _tiny_pair()
+    inputs = _field_inputs(with_field)
+    with torch.no_grad():
+        alone = with_field(inputs)
+        with_field.gaze_decoder.label_at_target = True
+        reading = with_field(inputs)
+    assert torch.equal(alone.heatmap, reading.heatmap)
+    assert not torch.allclose(alone.label_embedding, reading.label_embedding, atol=1e-3)
+    assert torch.isfinite(reading.label_embedding).all()

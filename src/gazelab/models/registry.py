@@ -142,8 +142,15 @@ def _no_separate_backbone(model: GazeModel, state_dict: dict[str, Tensor], sourc
 
 
 SEMGAZE_TINY = SemGazeConfig(image_size=128, patch_size=8, dim=64, depth=3, heads=4, head_size=32,
-                             decoder_heads=4, decoder_mlp=128)  # fmt: skip
-"""Real output geometry (16x16 tokens, 64x64 heatmaps, 512-d labels) at a small width: tests, synthetic data."""
+                             decoder_heads=4, decoder_mlp=128, gaze_field=True, he_label_init=True,
+                             label_at_target=True)  # fmt: skip
+"""Real output geometry (16x16 tokens, 64x64 heatmaps, 512-d labels) at a small width: tests, synthetic data.
+
+Not the published design: ``gaze_field`` biases the decoder's attention and gates its heatmaps with the gaze
+field cast along the gaze encoder's vector, ``he_label_init`` starts the label MLP so that people's label
+embeddings differ, and ``label_at_target`` lets the label read the image tokens under the person's heatmap.
+Trained from scratch in a CPU budget, SemGaze without them found objects but not which one a
+person looks at, nor what it is (docs/semgaze.md)."""
 
 
 _GAZEFOLLOW = "GazeFollow"

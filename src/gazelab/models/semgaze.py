@@ -16,6 +16,11 @@ Parameter names are the official ones (``image_tokenizer.proj``, ``encoder.globa
 The reference batches people as ``[B, N]`` slots with the target last and missing people as zero slots at the
 front, all of which take part in attention. :meth:`SemGaze.run` reproduces that exactly (for checkpoint
 checks); :meth:`SemGaze.decode` takes any number of people per image and masks the unused slots instead.
+
+``SemGazeConfig.gaze_field``, ``he_label_init`` and ``label_at_target`` (off in the published configurations, on
+in ``semgaze_tiny``; not in the paper) let the decoder bias each person's attention and gate its heatmap with the
+gaze field cast along the gaze encoder's own vector, and help its labels train from scratch (see
+:mod:`gazelab.models.semgaze_decoder`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from torch import Tensor, nn
 from torchvision.transforms.v2 import functional as TF
 
 from gazelab.models.base import GazeModel, GazeOutput, ImageLike, People, image_tensor
+from gazelab.models.gaze_field import FIELD_GAMMAS
 from gazelab.models.layers import Attention, Mlp
 from gazelab.models.semgaze_decoder import GazeDecoder
 
@@ -57,6 +63,15 @@ class SemGazeConfig:
     decoder_mlp: int = 2048
     decoder_downsample: int = 2
     label_dim: int = 512
+    gaze_field: bool = False
+    """Not in the paper: bias the decoder with each person's gaze field, cast from the head box along the
+    predicted gaze vector (:mod:`gazelab.models.semgaze_decoder`). A model trained from scratch in a small budget
+    finds objects but not which one a person looks at without it; no released checkpoint has its weights."""
+    he_label_init: bool = False
+    """Not in the paper: He initialisation of the label MLP, whose default one leaves every person with the same
+    label embedding for hundreds of steps when trained from scratch (:class:`~.semgaze_decoder.GazeDecoder`)."""
+    label_at_target: bool = False
+    """Not in the paper: the label MLP also reads the image tokens under the person's own heatmap."""
 
     @property
     def grid(self) -> int:
@@ -166,7 +181,10 @@ class SemGaze(GazeModel):
         self.encoder = ImageEncoder(cfg)
         self.gaze_encoder = GazeEncoder(cfg.dim)
         self.gaze_decoder = GazeDecoder(cfg.dim, cfg.decoder_depth, cfg.decoder_heads, cfg.decoder_mlp,
-                                        cfg.decoder_downsample, cfg.label_dim)  # fmt: skip
+                                        cfg.decoder_downsample, cfg.label_dim,
+                                        field_gammas=FIELD_GAMMAS if cfg.gaze_field else (),
+                                        he_label_init=cfg.he_label_init,
+                                        label_at_target=cfg.label_at_target)  # fmt: skip
 
     @property
     def backbone(self) -> nn.ModuleDict:
@@ -214,8 +232,10 @@ class SemGaze(GazeModel):
         ``head_bboxes`` [B, N, 4]; every slot attends unless ``mask`` [B, N] (True = real person) says not."""
         batch, n = heads.shape[:2]
         tokens, vectors = self.gaze_encoder(heads.flatten(0, 1), head_bboxes.flatten(0, 1))
-        heatmap, label = self.gaze_decoder(self.encode(image), tokens.reshape(batch, n, -1), mask)
-        return SemGazeOutput(heatmap, vectors.reshape(batch, n, 2), label)
+        vectors = vectors.reshape(batch, n, 2)
+        rays = (head_bboxes, vectors) if self.config.gaze_field else None
+        heatmap, label = self.gaze_decoder(self.encode(image), tokens.reshape(batch, n, -1), mask, rays)
+        return SemGazeOutput(heatmap, vectors, label)
 
     def decode(self, features: Tensor, people: People) -> GazeOutput:
         """Every person of every image in one pass: people are placed in per-image slots, unused ones masked.
@@ -227,7 +247,14 @@ class SemGaze(GazeModel):
         slots, mask = person_slots(people.image_index, features.shape[0])
         queries = tokens.new_zeros(features.shape[0], mask.shape[1], tokens.shape[1])
         queries[people.image_index, slots] = tokens
-        heatmaps, labels = self.gaze_decoder(features, queries, mask)
+        rays = None
+        if self.config.gaze_field:  # unused slots keep a zero vector: they cast no field
+            boxes = people.boxes.new_zeros(*mask.shape, 4)
+            boxes[people.image_index, slots] = people.boxes
+            directions = vectors.new_zeros(*mask.shape, 2)
+            directions[people.image_index, slots] = vectors
+            rays = (boxes, directions)
+        heatmaps, labels = self.gaze_decoder(features, queries, mask, rays)
         heatmap = heatmaps[people.image_index, slots]
         if not self.training:
             heatmap = heatmap.clamp(min=0)
