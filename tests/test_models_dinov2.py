@@ -74,17 +74,3 @@ def test_hugging_face_weights_give_the_same_features(tmp_path, registers: int, s
         want = hf(pixel_values=images).last_hidden_state[:, 1 + registers :]
         got = ours(images).flatten(2).transpose(1, 2)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-
-
-def test_conv_stem_keeps_the_token_grid_and_official_keys() -> None:
-    """The synthetic model's conv stem: same token grid as the plain patch embedding, and a model without it
-    has exactly the official parameter names (no empty ``stem`` entries)."""
-    plain = DinoV2(DinoV2Config(dim=32, depth=1, heads=2, pretrain_size=224))
-    stem = DinoV2(DinoV2Config(dim=32, depth=1, heads=2, pretrain_size=224, conv_stem=8))
-    images = torch.randn(2, 3, 224, 224)
-    assert plain(images).shape == stem(images).shape == (2, 32, 16, 16)
-    assert not any("stem" in key for key in plain.state_dict())
-    stem_keys = {key for key in stem.state_dict() if "stem" in key}
-    assert stem_keys >= {"patch_embed.stem.0.weight", "patch_embed.stem.1.weight"}
-    with pytest.raises(ValueError, match="even patch size"):
-        DinoV2(DinoV2Config(dim=32, depth=1, heads=2, patch_size=7, conv_stem=8))

@@ -40,11 +40,6 @@ class DinoV2Config:
     interpolate_offset: float = 0.1
     interpolate_antialias: bool = False
     norm_eps: float = 1e-6
-    conv_stem: int = 0
-    """Not in DINOv2: the width of a convolutional stem (3x3 stride 2, 3x3) before a half-size patch embedding.
-    0 = the plain patch embedding. Small ViTs trained from scratch learn local cues (a nose's direction inside a
-    head a patch or two wide) far faster with it (Xiao et al. 2021, "Early convolutions help transformers see
-    better"); no official checkpoint has it."""
 
     @property
     def grid(self) -> int:
@@ -70,31 +65,14 @@ DINOV2_CONFIGS: dict[str, DinoV2Config] = {
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patches to tokens (a strided convolution, key ``patch_embed.proj``); with ``conv_stem``
-    the image first goes through two 3x3 convolutions (the first of stride 2, key ``patch_embed.stem``) and the
-    patches are half as wide, so the token grid is the same."""
+    """Non-overlapping patches to tokens (a strided convolution, key ``patch_embed.proj``)."""
 
-    def __init__(self, dim: int, patch_size: int, conv_stem: int = 0) -> None:
+    def __init__(self, dim: int, patch_size: int) -> None:
         super().__init__()
-        if conv_stem and patch_size % 2:
-            raise ValueError(f"a conv stem needs an even patch size, not {patch_size}")
-        self.stem = (
-            nn.Sequential(
-                nn.Conv2d(3, conv_stem, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(conv_stem),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(conv_stem, conv_stem, 3, padding=1, bias=False),
-                nn.BatchNorm2d(conv_stem),
-                nn.ReLU(inplace=True),
-            )
-            if conv_stem
-            else nn.Identity()
-        )
-        inner = patch_size // 2 if conv_stem else patch_size
-        self.proj = nn.Conv2d(conv_stem or 3, dim, kernel_size=inner, stride=inner)
+        self.proj = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.proj(self.stem(images))
+        return self.proj(images)
 
 
 class Block(nn.Module):
@@ -140,7 +118,7 @@ class DinoV2(nn.Module):
         self.cfg = cfg
         self.embed_dim = cfg.dim
         self.patch_size = cfg.patch_size
-        self.patch_embed = PatchEmbed(cfg.dim, cfg.patch_size, cfg.conv_stem)
+        self.patch_embed = PatchEmbed(cfg.dim, cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + cfg.grid**2, cfg.dim))
         # Used only by DINOv2's masked-image pretraining; kept so official checkpoints load strictly.
