@@ -97,8 +97,9 @@ def predict(
     """Predict gaze targets of the people in IMAGES; write an overlay, a JSON (and heatmaps) per image."""
     if sum((heads is not None, heads_file is not None, detect)) > 1:
         raise GazelabError("give at most one of --heads, --heads-file, --detect")
-    if precision not in ("fp32", "bf16"):
-        raise GazelabError(f"unknown precision {precision!r}; choose one of fp32, bf16")
+    from gazelab.infer.predictor import check_precision
+
+    check_precision(precision)
     person = _heatmap_choice(heatmap)
     for image in images:
         if not image.is_file():

@@ -84,8 +84,9 @@ def video(
         raise GazelabError("give at most one of --stride and --fps")
     if smooth not in SMOOTHERS:
         raise GazelabError(f"--smooth must be one of {', '.join(SMOOTHERS)}, got {smooth!r}")
-    if precision not in ("fp32", "bf16"):
-        raise GazelabError(f"unknown precision {precision!r}; choose one of fp32, bf16")
+    from gazelab.infer.predictor import check_precision
+
+    check_precision(precision)
     if out.suffix.lower() != ".mp4":
         raise GazelabError(f"--out {out}: the annotated video is an mp4; name it *.mp4")
 

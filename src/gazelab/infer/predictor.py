@@ -28,6 +28,12 @@ ImageSource = ImageLike | str | Path
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_precision(precision: str) -> None:
+    """A one-line error for an unknown precision name (the CLI checks before loading any model)."""
+    if precision not in PRECISIONS:
+        raise GazelabError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+
+
 def precision_context(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
     """What the image encoder runs under: nothing for fp32 (exact), bf16 autocast where the hardware has bf16
     kernels.
@@ -36,8 +42,7 @@ def precision_context(precision: str, device: torch.device) -> Callable[[], Abst
     softmax stay float32. Without native bf16 (oneDNN on CPUs without AVX512-BF16/AMX, GPUs before Ampere) bf16
     would be slower than fp32, so that is an error rather than a silent slowdown.
     """
-    if precision not in PRECISIONS:
-        raise GazelabError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if precision == "fp32":
         return nullcontext
     if device.type == "cuda":
