@@ -106,3 +106,43 @@ def test_teacher_is_an_ema_of_the_student(module: DiffusionModule) -> None:
     module.on_train_batch_end(None, None, 0)  # step 15: decay 0.5
     assert torch.allclose(first_t, first_s - 0.5)
     assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_encoder_direction_is_trained_by_an_angular_loss_on_in_frame_people() -> None:
+    """The face-crop direction adds ``direction_weight * (1 - cos) / 2`` over in-frame labelled people."""
+    batch = _view(3, 0)
+    batch["inout"] = torch.tensor([1.0, 1.0, 0.0])
+    losses = {}
+    for weight in (0.0, 10.0):
+        torch.manual_seed(0)
+        module = DiffusionModule(tiny=True, config={"encoder_direction": True}, direction_weight=weight)
+        torch.manual_seed(1)
+        losses[weight] = module.supervised_loss(batch)[0]
+    face = module._inputs(batch)["face"]
+    direction = module.model.gaze_direction(face)
+    centre = (batch["heads"][:, :2] + batch["heads"][:, 2:]) / 2
+    wanted = torch.nn.functional.normalize(batch["gaze"][:, 0] - centre, dim=1)
+    angular = ((1 - (direction * wanted).sum(1)) / 2)[:2].mean()
+    assert float(losses[10.0] - losses[0.0]) == pytest.approx(10 * float(angular), rel=1e-4)
+    losses[10.0].backward()
+    assert module.model.conditioning.encoder.direction.mlp[-1].weight.grad.abs().sum() > 0
+    weight = DiffusionModule(tiny=True, config={"encoder_direction": True}, direction_weight=0.0)
+    for layer in weight.model.unet.modules():  # non-zero output layers, so the denoising loss reaches the context
+        if isinstance(layer, nn.Conv2d):
+            nn.init.normal_(layer.weight, std=0.3)
+    weight.supervised_loss(batch)[0].backward()  # the denoising loss alone does not reach the direction
+    grad = weight.model.conditioning.encoder.direction.mlp[-1].weight.grad
+    assert grad is None or not grad.any()
+    assert DiffusionModule(tiny=True).model.gaze_direction(face) is None
+
+
+def test_encoder_direction_field_follows_the_direction() -> None:
+    """The field channels the direction adds are brightest on the ray from the head centre."""
+    from gazelab.gcdr.conditioning import _field_from_head
+
+    head = torch.zeros(1, 1, 32, 32)
+    head[..., 8:12, 4:8] = 1  # centre (6, 10) px -> (0.1875, 0.3125)
+    field = _field_from_head(head, torch.tensor([[1.0, 0.0]]))
+    assert field.shape == (1, 3, 32, 32)
+    narrow = field[0, 2]
+    assert narrow[10, 30] > 0.9 and narrow[10, 0] == 0 and narrow[30, 6] < 0.01

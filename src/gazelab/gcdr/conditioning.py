@@ -22,6 +22,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from gazelab.data.targets import head_channel
 from gazelab.models.backbones.resnet_vat import ChongTrunks
+from gazelab.models.gaze_field import FIELD_GAMMAS, HeadCropDirection, gaze_field
 from gazelab.models.gazelle import IMAGENET_MEAN, IMAGENET_STD
 from gazelab.models.vat import CELLS, INPUT_SIZE, ChongModel, expand_heads
 
@@ -46,20 +47,51 @@ class VATEncoder(ChongTrunks):
 
 
 class SimpleEncoder(nn.Module):
-    """A few strided convolutions on image + head channel, pooled to 7x7 (tests, synthetic data; no face input)."""
+    """A few strided convolutions on image + head channel, pooled to 7x7 (tests, synthetic data).
 
-    def __init__(self, channels: int = 64, layers: int = 4) -> None:
+    With ``direction``, the face crop also enters, as in the VAT encoder's face pathway: a small CNN
+    (:class:`~gazelab.models.gaze_field.HeadCropDirection`) reads a 2-D gaze direction from it, and the gaze field
+    it casts from the head (:func:`~gazelab.models.gaze_field.gaze_field`, three sharpnesses) joins the input
+    channels. Without it the encoder cannot tell which object a person faces (a synthetic head is a few pixels
+    wide in the 64 px scene), so the denoiser can only sharpen the prior where it is; the direction is trained by
+    an auxiliary angular loss (:meth:`gaze_direction`, used by :class:`~gazelab.gcdr.lightning.DiffusionModule`).
+    """
+
+    def __init__(self, channels: int = 64, layers: int = 4, direction: bool = False) -> None:
         super().__init__()
+        self.direction = HeadCropDirection() if direction else None
         blocks: list[nn.Module] = []
-        width = 4
+        width = 4 + (len(FIELD_GAMMAS) if direction else 0)
         for i in range(layers):
             out = channels if i == layers - 1 else max(16, channels // 2 ** (layers - 1 - i))
             blocks += [nn.Conv2d(width, out, 3, stride=2, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
             width = out
         self.net = nn.Sequential(*blocks)
 
+    def gaze_direction(self, face: Tensor) -> Tensor | None:
+        """Unit 2-D gaze directions [N, 2] read from the face crops (None without the direction branch)."""
+        return None if self.direction is None else self.direction(face)
+
     def forward(self, scene: Tensor, head: Tensor, face: Tensor) -> Tensor:
-        return F.adaptive_avg_pool2d(self.net(torch.cat([scene, head], dim=1)), CELLS)
+        inputs = [scene, head]
+        if self.direction is not None:
+            # Detached: the direction learns from its own angular loss only. The denoising loss, reaching it through
+            # the field, swamps that signal (measured: 78 deg median error on the training people, vs 11 deg held
+            # out with the angular loss alone).
+            inputs.append(_field_from_head(head, self.direction(face).detach()))
+        return F.adaptive_avg_pool2d(self.net(torch.cat(inputs, dim=1)), CELLS)
+
+
+def _field_from_head(head: Tensor, direction: Tensor) -> Tensor:
+    """The gaze field [N, 3, S, S] cast from the centre of each binary head channel [N, 1, S, S]."""
+    size = head.shape[-1]
+    cells = (torch.arange(size, device=head.device, dtype=direction.dtype) + 0.5) / size
+    mass = head[:, 0].to(direction.dtype)
+    total = mass.sum(dim=(1, 2)).clamp_min(1e-6)
+    cx = (mass.sum(dim=1) * cells).sum(dim=1) / total
+    cy = (mass.sum(dim=2) * cells).sum(dim=1) / total
+    centre = torch.stack([cx, cy, cx, cy], dim=1)
+    return gaze_field(centre, direction, size, size, FIELD_GAMMAS)
 
 
 class ContextEncoder(nn.Module):

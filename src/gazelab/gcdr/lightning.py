@@ -35,6 +35,7 @@ from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
 from gazelab.gcdr.official import load_diffusion
 from gazelab.gcdr.refine import ddim_sample
 from gazelab.models.checkpoints import load_state, load_state_dict_file
+from gazelab.train.losses_semgaze import gaze_directions
 from gazelab.train.metric import ProtocolMetric
 from gazelab.train.module import published_weights
 
@@ -86,6 +87,8 @@ class DiffusionModule(L.LightningModule):
         teacher_steps: DDIM steps of the teacher's sampling from noise (10); also used for validation.
         eta: DDIM stochasticity of teacher and validation sampling (1.0).
         protocol: evaluation protocol of the validation set.
+        direction_weight: factor of the auxiliary angular loss ``(1 - cos) / 2`` of an encoder that reads a gaze
+            direction from the face crop (``encoder_direction``; in-frame labelled people only).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class DiffusionModule(L.LightningModule):
         teacher_steps: int = 10,
         eta: float = 1.0,
         protocol: str = "gazefollow",
+        direction_weight: float = 10.0,
     ) -> None:
         super().__init__()
         base = DiffusionConfig.tiny() if tiny else DiffusionConfig()
@@ -144,9 +148,17 @@ class DiffusionModule(L.LightningModule):
         """(loss, x0 predictions [N, 64, 64]) of a labelled batch: masked x0 MSE at random timesteps, x weight."""
         targets = batch["heatmaps"].to(self.device, torch.float32)
         index = torch.randint(0, self.model.config.timesteps, (len(targets),), device=self.device)
-        pred = self._predict(targets, self._inputs(batch), index, torch.randn_like(targets[:, None]))
+        inputs = self._inputs(batch)
+        pred = self._predict(targets, inputs, index, torch.randn_like(targets[:, None]))
         per_person = (pred - targets).pow(2).mean(dim=(-2, -1))
-        return self.hparams.loss_weight * masked_mean(per_person, batch["inout"].to(self.device) == 1), pred
+        inframe = batch["inout"].to(self.device) == 1
+        loss = self.hparams.loss_weight * masked_mean(per_person, inframe)
+        direction = self.model.gaze_direction(inputs["face"])
+        if direction is not None:
+            wanted, known = gaze_directions(batch["heads"].to(direction), batch["gaze"].to(direction))
+            cosine = F.cosine_similarity(direction, wanted, dim=1)
+            loss = loss + self.hparams.direction_weight * masked_mean((1 - cosine) / 2, known & inframe)
+        return loss, pred
 
     def _from_noise(self, inputs: dict[str, Tensor], count: int) -> Tensor:
         """The student's x0 prediction from pure noise at t = T (how unlabelled people enter the student)."""

@@ -25,6 +25,9 @@ class DiffusionConfig:
     """``vat``: the VAT spatial encoder (two ResNet-50 trunks); ``simple``: a small CNN (tests, synthetic data)."""
     encoder_channels: int = 64
     """Output width of the ``simple`` encoder."""
+    encoder_direction: bool = False
+    """``simple`` encoder only: read a gaze direction from the face crop and add its gaze field to the input
+    (synthetic data; the VAT encoder has a face pathway of its own)."""
     input_size: int = 224
     """Side of the encoder's square inputs."""
     model_channels: int = 64
@@ -75,7 +78,8 @@ class HeatmapDiffusion(nn.Module):
         if config.encoder == "vat":
             encoder, features = VATEncoder(), FEATURES
         elif config.encoder == "simple":
-            encoder, features = SimpleEncoder(config.encoder_channels), config.encoder_channels
+            encoder = SimpleEncoder(config.encoder_channels, direction=config.encoder_direction)
+            features = config.encoder_channels
         else:
             raise ValueError(f"unknown encoder {config.encoder!r}; use 'vat' or 'simple'")
         self.conditioning = ContextEncoder(encoder, features, widths)
@@ -93,6 +97,11 @@ class HeatmapDiffusion(nn.Module):
     def context(self, scene: Tensor, head: Tensor, face: Tensor) -> list[Tensor]:
         """The per-level context maps of a batch of people (computed once per refinement, reused every step)."""
         return self.conditioning(scene, head, face)
+
+    def gaze_direction(self, face: Tensor) -> Tensor | None:
+        """The encoder's gaze directions [N, 2] from face crops, for its auxiliary loss (None: it has none)."""
+        reader = getattr(self.conditioning.encoder, "gaze_direction", None)
+        return None if reader is None else reader(face)
 
     def denoise(self, x_t: Tensor, t: Tensor, context: list[Tensor]) -> Tensor:
         """x_t in [0, 1] [N, 1, 64, 64] at raw timestep values ``t`` [N] -> predicted x0 [N, 1, 64, 64]."""
