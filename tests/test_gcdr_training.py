@@ -146,3 +146,28 @@ def test_encoder_direction_field_follows_the_direction() -> None:
     assert field.shape == (1, 3, 32, 32)
     narrow = field[0, 2]
     assert narrow[10, 30] > 0.9 and narrow[10, 0] == 0 and narrow[30, 6] < 0.01
+
+
+def test_fine_context_only_adds_pixel_level_maps() -> None:
+    """``encoder_fine`` adds conv(input channels) to each level; zeroed, the context is the plain one."""
+    from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
+
+    base = {**DiffusionConfig.tiny().to_dict(), "encoder_direction": True}
+    torch.manual_seed(0)
+    plain = HeatmapDiffusion(DiffusionConfig.from_dict(base)).eval()
+    fine = HeatmapDiffusion(DiffusionConfig.from_dict({**base, "encoder_fine": True})).eval()
+    missing = fine.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("conditioning.fine.") for k in missing)
+    scene, head, face = torch.randn(2, 3, 32, 32), torch.zeros(2, 1, 32, 32), torch.randn(2, 3, 32, 32)
+    head[..., 4:9, 4:9] = 1
+    assert fine.conditioning.fine[0].in_channels == 7  # scene, head channel, three field maps
+    with torch.no_grad():
+        for conv in fine.conditioning.fine:
+            conv.weight.zero_(), conv.bias.zero_()
+        reference = plain.context(scene, head, face)
+        assert all(torch.equal(a, b) for a, b in zip(fine.context(scene, head, face), reference))
+        fine.conditioning.fine[0].bias.fill_(1.0)
+        shifted = fine.context(scene, head, face)
+    assert torch.allclose(shifted[0], reference[0] + 1) and torch.equal(shifted[1], reference[1])
+    with pytest.raises(ValueError, match="simple encoder"):
+        HeatmapDiffusion(DiffusionConfig(encoder_fine=True))

@@ -28,6 +28,11 @@ class DiffusionConfig:
     encoder_direction: bool = False
     """``simple`` encoder only: read a gaze direction from the face crop and add its gaze field to the input
     (synthetic data; the VAT encoder has a face pathway of its own)."""
+    encoder_fine: bool = False
+    """``simple`` encoder only: also add its input channels (scene, head channel, gaze field), pooled to each
+    level and through a 3x3 convolution, to every context map. The published context is a 7x7 encoding made
+    pixel-sized by transposed convolutions; the synthetic teacher needs object-sized detail to put a heatmap
+    on an object its prior missed."""
     input_size: int = 224
     """Side of the encoder's square inputs."""
     model_channels: int = 64
@@ -75,6 +80,8 @@ class HeatmapDiffusion(nn.Module):
         super().__init__()
         self.config = config = config or DiffusionConfig()
         widths = [config.model_channels * m for m in config.channel_mult]
+        if (config.encoder_direction or config.encoder_fine) and config.encoder != "simple":
+            raise ValueError("encoder_direction and encoder_fine need the simple encoder (encoder: simple)")
         if config.encoder == "vat":
             encoder, features = VATEncoder(), FEATURES
         elif config.encoder == "simple":
@@ -82,7 +89,7 @@ class HeatmapDiffusion(nn.Module):
             features = config.encoder_channels
         else:
             raise ValueError(f"unknown encoder {config.encoder!r}; use 'vat' or 'simple'")
-        self.conditioning = ContextEncoder(encoder, features, widths)
+        self.conditioning = ContextEncoder(encoder, features, widths, fine=config.encoder_fine)
         self.unet = DenoisingUNet(
             config.model_channels,
             config.channel_mult,
