@@ -25,6 +25,7 @@ from gazelab.models.backbones.resnet_vat import ChongTrunks
 from gazelab.models.gaze_field import FIELD_GAMMAS, HeadCropDirection, gaze_field
 from gazelab.models.gazelle import IMAGENET_MEAN, IMAGENET_STD
 from gazelab.models.vat import CELLS, INPUT_SIZE, ChongModel, expand_heads
+from gazelab.train.losses import heatmap_centre_of_mass
 
 FEATURES = 2048
 """Width of the VAT attended encoding (1024 attended scene + 1024 face channels)."""
@@ -60,14 +61,13 @@ class SimpleEncoder(nn.Module):
     def __init__(self, channels: int = 64, layers: int = 4, direction: bool = False) -> None:
         super().__init__()
         self.direction = HeadCropDirection() if direction else None
+        self.in_channels = width = 4 + (len(FIELD_GAMMAS) if direction else 0)
         blocks: list[nn.Module] = []
-        width = 4 + (len(FIELD_GAMMAS) if direction else 0)
         for i in range(layers):
             out = channels if i == layers - 1 else max(16, channels // 2 ** (layers - 1 - i))
             blocks += [nn.Conv2d(width, out, 3, stride=2, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
             width = out
         self.net = nn.Sequential(*blocks)
-        self.in_channels = 4 + (len(FIELD_GAMMAS) if direction else 0)
 
     def gaze_direction(self, face: Tensor) -> Tensor | None:
         """Unit 2-D gaze directions [N, 2] read from the face crops (None without the direction branch)."""
@@ -93,13 +93,8 @@ class SimpleEncoder(nn.Module):
 def _field_from_head(head: Tensor, direction: Tensor) -> Tensor:
     """The gaze field [N, 3, S, S] cast from the centre of each binary head channel [N, 1, S, S]."""
     size = head.shape[-1]
-    cells = (torch.arange(size, device=head.device, dtype=direction.dtype) + 0.5) / size
-    mass = head[:, 0].to(direction.dtype)
-    total = mass.sum(dim=(1, 2)).clamp_min(1e-6)
-    cx = (mass.sum(dim=1) * cells).sum(dim=1) / total
-    cy = (mass.sum(dim=2) * cells).sum(dim=1) / total
-    centre = torch.stack([cx, cy, cx, cy], dim=1)
-    return gaze_field(centre, direction, size, size, FIELD_GAMMAS)
+    centre = heatmap_centre_of_mass(head[:, 0]).to(direction.dtype)
+    return gaze_field(centre.repeat(1, 2), direction, size, size, FIELD_GAMMAS)
 
 
 class ContextEncoder(nn.Module):
