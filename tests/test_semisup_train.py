@@ -105,3 +105,19 @@ def test_online_refinement_rewrites_only_unlabelled_in_frame_targets(synth: Path
     assert 0.0 <= float(batch["heatmaps"].min()) and float(batch["heatmaps"].max()) <= 1.0
     callback.refine_batch(again, step=7)
     assert torch.equal(again["heatmaps"], batch["heatmaps"])  # seeded by (seed, step, row)
+
+
+def test_pipeline_rows_share_the_labelled_stream(synth: Path, tmp_path: Path):
+    """Every row gets the same labelled people per batch; only the pseudo-label rows add unlabelled ones."""
+    from gazelab.semisup import pipeline
+
+    config = pipeline.PipelineConfig(fraction=0.25, labelled_per_batch=2, unlabelled_per_batch=3, image_size=64)
+    files = pipeline.split_dataset(synth, tmp_path / "split", config)
+    stores = {"prior": files.priors, "gcdr": files.priors}
+    two_streams = [1, 1, 0, 0, 0]
+    for row, expected in (("supervised", [1, 1]), ("full", [1, 1]), ("gcdr", two_streams), ("raw", two_streams)):
+        data = pipeline.student_data(files, row, stores, config)
+        data.setup("fit")
+        batch = next(iter(data.train_dataloader()))
+        labelled = batch.get("labelled", torch.ones(len(batch["heads"])))  # one-stream batches are all labelled
+        assert labelled.tolist() == expected, row
