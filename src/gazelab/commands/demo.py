@@ -16,6 +16,7 @@ def demo(
     fraction: float = typer.Option(0.1, help="Fraction of training images that keep their labels."),
     steps: int = typer.Option(300, help="Training steps of each student."),
     diffusion_epochs: int = typer.Option(30, "--diffusion-epochs", help="Epochs of the diffusion teacher."),
+    p_correct: float = typer.Option(0.6, "--p-correct", help="Share of simulated priors on the true target."),
     seed: int = typer.Option(0, help="Seed of data, priors, split and training."),
 ) -> None:
     """GCDR end to end: synthetic data + simulated priors -> split -> diffusion teacher -> refined pseudo-labels
@@ -23,7 +24,7 @@ def demo(
     from gazelab.demo import DemoConfig, run_demo
 
     config = DemoConfig(images=images, fraction=fraction, student_steps=steps, diffusion_epochs=diffusion_epochs,
-                        seed=seed)  # fmt: skip
+                        p_correct=p_correct, seed=seed)  # fmt: skip
     summary = run_demo(out, config)
     figures = " ".join(f"{k}={v:.4f}" if k != "minutes" else f"{k}={v:.2f}" for k, v in summary.items())
     typer.echo(f"RESULT demo {figures}")
