@@ -13,7 +13,8 @@ from gazelab.data.formats import read_annotations
 def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
     try:
-        main(["demo", "--out", str(out), "--images", "30", "--steps", "3", "--diffusion-epochs", "1"])
+        main(["demo", "--out", str(out), "--images", "30", "--steps", "3", "--diffusion-epochs", "1",
+              "--p-correct", "0.9"])  # fmt: skip
     except SystemExit as done:
         assert done.code in (0, None)
     printed = capsys.readouterr().out
@@ -25,6 +26,9 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     assert abs(summary["auc_gcdr"] - float(figures["auc_gcdr"])) < 1e-4
     assert 0.0 <= summary["auc_supervised"] <= 1.0 and 0.0 <= summary["avg_l2_gcdr"] <= 2**0.5
     assert set(summary["pseudo_labels"]) == {"raw prior", "refined (GCDR)"}
+    # The prior quality asked for reaches the simulated store.
+    prior_meta = json.loads((out / "data" / "priors" / "meta.json").read_text())
+    assert summary["config"]["p_correct"] == prior_meta["params"]["p_correct"] == 0.9
     # The split covers the training images exactly once.
     train = read_annotations(out / "data" / "train_annotations_release.txt")
     labelled = read_annotations(out / "split" / "labelled.txt")
