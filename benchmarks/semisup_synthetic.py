@@ -12,6 +12,9 @@ simulation, not VQA Grad-CAM on real photos.
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
         [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation]
 
+A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
+be filled over several invocations (use the same ``--steps`` and data).
+
 Prints one table per metric (mean +- spread over seeds) and whether GCDR beats supervised-only and both
 simple priors at every fraction beyond the seed spread. Last line: ``RESULT semisup_synthetic`` followed by
 ``<row>_<fraction>_auc=..`` and ``<row>_<fraction>_avg_l2=..`` pairs (means over seeds).
@@ -83,8 +86,13 @@ def main() -> None:
         for seed in args.seeds:
             out = args.out / f"f{fraction:g}_s{seed}"
             ablation = not args.no_ablation and fraction == middle and seed == args.seeds[0]
-            result = run_seed(args.data, out, fraction, seed, args.steps, ablation)
-            (out / "results.json").write_text(json.dumps(result, indent=2))
+            done = out / "results.json"
+            result = json.loads(done.read_text()) if done.is_file() else {}
+            if result.get("steps") not in (None, args.steps):
+                raise SystemExit(f"{done}: made with --steps {result['steps']}, not {args.steps} — use another --out")
+            if not result or (ablation and "gcdr_t100" not in result):
+                result = {"steps": args.steps, **run_seed(args.data, out, fraction, seed, args.steps, ablation)}
+                done.write_text(json.dumps(result, indent=2))
             runs.setdefault(fraction, []).append(result)
             scores = ", ".join(f"{row} {result[row]['auc']:.3f}/{result[row]['avg_l2']:.3f}" for row in pipeline.ROWS)
             print(f"fraction {fraction:g} seed {seed} (auc/avg_l2): {scores}", flush=True)
