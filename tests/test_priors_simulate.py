@@ -57,6 +57,36 @@ def test_blob_sits_on_the_target_or_on_a_distractor(dataset: Path) -> None:
     assert checked > 20
 
 
+
+def test_a_missed_target_keeps_a_weaker_blob(dataset: Path) -> None:
+    """``missed_target_weight``: wrong priors stay peaked on the distractor but are warm on the true target."""
+    frames, root = load_frames(dataset)
+    objects = load_objects(root)
+    single = SimulationParams(p_correct=0.0, **CLEAN)
+    double = SimulationParams(p_correct=0.0, missed_target_weight=0.5, **CLEAN)
+    checked = 0
+    for frame in frames:
+        boxes = objects[frame.path]
+        for index, person in enumerate(frame.people):
+            if person.inout is False or len(boxes) < 2:
+                continue
+            target = next(b for b in boxes if b.contains(person.gaze_point))
+            col, row = (min(int(v * 64), 63) for v in target.center)
+            one, two = simulate_person(frame, index, boxes, single), simulate_person(frame, index, boxes, double)
+            assert not target.contains(_peak(two.heatmap))
+            assert float(two.heatmap[row, col]) > float(one.heatmap[row, col]) + 0.2
+            checked += 1
+    assert checked > 20
+    # The extra blob is drawn last: maps whose main blob is right come out exactly as without the option.
+    same = changed = 0
+    for frame in frames:
+        for index in range(len(frame.people)):
+            plain = simulate_person(frame, index, objects[frame.path], SimulationParams())
+            warm = simulate_person(frame, index, objects[frame.path], SimulationParams(missed_target_weight=0.5))
+            equal = np.array_equal(plain.heatmap, warm.heatmap)
+            same, changed = same + equal, changed + (not equal)
+    assert same > 10 and changed > 5
+
 def test_maps_depend_only_on_seed_image_and_person(dataset: Path) -> None:
     frames, root = load_frames(dataset)
     objects = load_objects(root)

@@ -70,6 +70,7 @@ def simulate(
     grid: int = typer.Option(24, help="Patch grid of the simulated CAM (BLIP ViT-B/16 at 384 px: 24)."),
     p_invalid: float = typer.Option(0.02, help="Share of people without a usable prior."),
     seed: int = typer.Option(0, help="Seed: a person's map depends only on seed, image and person id."),
+    missed_target_weight: float = typer.Option(0.0, help="Weight of the true target's blob when the peak is wrong."),
     shard: str = typer.Option(None, help=SHARD_HELP),
     batch_size: int = typer.Option(64, help="People simulated between two checks for a flush."),
     flush_every: int = typer.Option(1024, help=FLUSH_HELP),
@@ -80,7 +81,8 @@ def simulate(
     """Simulated Grad-CAM priors for a synthetic dataset, with recorded quality parameters."""
     from gazelab.priors.simulate import SimulationParams, load_objects, simulator
 
-    params = SimulationParams(p_correct, jitter, blob_scale, head_weight, noise, grid, p_invalid, seed).validate()
+    params = SimulationParams(p_correct, jitter, blob_scale, head_weight, noise, grid, p_invalid, seed,
+                              missed_target_weight).validate()  # fmt: skip
     options = _data_options(format, root, split, batch_size, flush_every)
     _generate("simulate", data, out, params.meta(), shard, lambda r: simulator(load_objects(r), params), options)
 

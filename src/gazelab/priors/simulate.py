@@ -8,6 +8,8 @@ prior of known quality:
 
 * with probability ``p_correct`` a blob sits on the person's true target (out-of-frame people never get one),
   otherwise on another object of the image (a distractor, from ``objects.csv``);
+* when the blob is on a distractor, the true target may keep a weaker blob (``missed_target_weight``): a real
+  CAM is often hot on several objects, and its peak is on the wrong one;
 * the blob centre is jittered by ``jitter`` object sizes and its spread is ``blob_scale`` object sizes;
 * a weaker blob of weight ``head_weight`` on the person's head, and ReLU'd Gaussian noise of sd ``noise``;
 * everything is drawn on a ``grid`` x ``grid`` patch grid, bilinearly resized to 64x64 and min-max normalised;
@@ -53,12 +55,14 @@ class SimulationParams:
     grid: int = 24
     p_invalid: float = 0.02
     seed: int = 0
+    missed_target_weight: float = 0.0
+    """Weight of the true target's blob when the main blob sits on a distractor (0: single-blob priors)."""
 
     def validate(self) -> SimulationParams:
         for name in ("p_correct", "p_invalid"):
             if not 0 <= getattr(self, name) <= 1:
                 raise GazelabError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        for name in ("jitter", "head_weight", "noise"):
+        for name in ("jitter", "head_weight", "noise", "missed_target_weight"):
             if getattr(self, name) < 0:
                 raise GazelabError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.blob_scale <= 0 or not 2 <= self.grid <= SIZE:
@@ -137,6 +141,8 @@ def simulate_person(frame: Frame, index: int, boxes: Sequence[Box], params: Simu
         cam += _blob(grid, focus, rng, params, 1.0)
     if person.head is not None and params.head_weight > 0:
         cam += _blob(grid, person.head, rng, params, params.head_weight)
+    if not correct and target is not None and params.missed_target_weight > 0:  # drawn last: other maps unchanged
+        cam += _blob(grid, boxes[target], rng, params, params.missed_target_weight)
     big = np.asarray(Image.fromarray(cam.astype(np.float32)).resize((SIZE, SIZE), Image.BILINEAR))
     span = float(big.max() - big.min())
     heatmap = (big - big.min()) / span if span > 0 else np.zeros_like(big)
