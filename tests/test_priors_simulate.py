@@ -57,7 +57,6 @@ def test_blob_sits_on_the_target_or_on_a_distractor(dataset: Path) -> None:
     assert checked > 20
 
 
-
 def test_a_missed_target_keeps_a_weaker_blob(dataset: Path) -> None:
     """``missed_target_weight``: wrong priors stay peaked on the distractor but are warm on the true target."""
     frames, root = load_frames(dataset)
@@ -86,6 +85,7 @@ def test_a_missed_target_keeps_a_weaker_blob(dataset: Path) -> None:
             equal = np.array_equal(plain.heatmap, warm.heatmap)
             same, changed = same + equal, changed + (not equal)
     assert same > 10 and changed > 5
+
 
 def test_maps_depend_only_on_seed_image_and_person(dataset: Path) -> None:
     frames, root = load_frames(dataset)
