@@ -2,11 +2,11 @@
 
 Rows (see :mod:`gazelab.semisup.pipeline`): ``supervised`` (labelled part only), ``raw`` (raw prior as target),
 ``argmax`` (Gaussian at the prior's peak), ``gcdr`` (diffusion-refined priors), ``full`` (every label). Every
-student trains for the same number of steps with the same batch size. Per fraction and seed: one split, one
-diffusion teacher, one refinement; then the t_start ablation (GCDR students on priors refined from t_start
-100/200/250/300/400, see :data:`T_STARTS` for their steps) at the middle fraction. Priors are simulated
-(``gazelab prior simulate``; quality in the store's metadata), so the absolute numbers describe this
-simulation, not VQA Grad-CAM on real photos.
+student trains for the same number of steps on the same labelled batches; the pseudo-label rows add unlabelled
+people to each batch. Per fraction and seed: one split, one diffusion teacher, one refinement; then the t_start
+ablation (GCDR students on priors refined from t_start 100/200/250/300/400, see :data:`T_STARTS` for their
+steps) at the middle fraction. Priors are simulated (``gazelab prior simulate``; quality in the store's
+metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on real photos.
 
     gazelab synth --out data/bench --preset benchmark --workers 2 --priors
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
