@@ -28,9 +28,7 @@ from gazelab.cli import main
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = ["--model", "gazelle_tiny_inout", "--weights", "none"]
-FRAMES = 80
-"""Video frames: at ~24 frames/s, a few seconds of work, so the signal lands while frames are processed even when
-the test process is starved on a loaded CI machine (with 20 frames the job once finished before SIGINT arrived)."""
+FRAMES = 20
 EPOCHS = 3
 BATCHES = 2
 """Training batches per epoch (an int: a float 1.0 would mean all of them)."""
