@@ -46,8 +46,11 @@ def kill_when(
     """Start ``gazelab ARGS`` in a subprocess, send ``sig`` as soon as ``ready(process)``; it must not have finished
     by then. Returns the exit status."""
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same arithmetic as this process
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: restore the default, or a
+    # suite launched with `&` would see Ctrl-C do nothing.
     process = subprocess.Popen([sys.executable, "-m", "gazelab", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+                               stderr=subprocess.DEVNULL, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
         while not ready(process):
