@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from gazelab.priors.report import score_priors
 from gazelab.priors.simulate import SimulationParams, load_objects, simulate_person, write_simulated_priors
 from gazelab.priors.sources import load_frames
 from gazelab.priors.store import PriorStore, person_key
-from gazelab.types import Box
+from gazelab.types import Box, Frame
 
 CLEAN = {"jitter": 0.0, "noise": 0.0, "head_weight": 0.0, "p_invalid": 0.0}
 
@@ -37,54 +38,52 @@ def _grown(box: Box, by: float = 1.5 / 64) -> Box:
     return Box(box.x1 - by, box.y1 - by, box.x2 + by, box.y2 + by)
 
 
-def test_blob_sits_on_the_target_or_on_a_distractor(dataset: Path) -> None:
+def _people_with_a_target(dataset: Path) -> Iterator[tuple[Frame, int, list[Box], Box]]:
+    """(frame, person index, every object box, the looked-at box) for in-frame people among 2+ objects."""
     frames, root = load_frames(dataset)
     objects = load_objects(root)
-    right, wrong = SimulationParams(p_correct=1.0, **CLEAN), SimulationParams(p_correct=0.0, **CLEAN)
-    checked = 0
     for frame in frames:
         boxes = objects[frame.path]
         for index, person in enumerate(frame.people):
-            if person.inout is False or len(boxes) < 2:
-                continue
-            target = next(b for b in boxes if b.contains(person.gaze_point))
-            hit = simulate_person(frame, index, boxes, right)
-            miss = simulate_person(frame, index, boxes, wrong)
-            assert hit.valid and _grown(target).contains(_peak(hit.heatmap))
-            assert not target.contains(_peak(miss.heatmap))
-            assert any(_grown(b).contains(_peak(miss.heatmap)) for b in boxes if b != target)
-            checked += 1
+            if person.inout is not False and len(boxes) >= 2:
+                yield frame, index, boxes, next(b for b in boxes if b.contains(person.gaze_point))
+
+
+def test_blob_sits_on_the_target_or_on_a_distractor(dataset: Path) -> None:
+    right, wrong = SimulationParams(p_correct=1.0, **CLEAN), SimulationParams(p_correct=0.0, **CLEAN)
+    checked = 0
+    for frame, index, boxes, target in _people_with_a_target(dataset):
+        hit = simulate_person(frame, index, boxes, right)
+        miss = simulate_person(frame, index, boxes, wrong)
+        assert hit.valid and _grown(target).contains(_peak(hit.heatmap))
+        assert not target.contains(_peak(miss.heatmap))
+        assert any(_grown(b).contains(_peak(miss.heatmap)) for b in boxes if b != target)
+        checked += 1
     assert checked > 20
 
 
 def test_a_missed_target_keeps_a_weaker_blob(dataset: Path) -> None:
     """``missed_target_weight``: wrong priors stay peaked on the distractor but are warm on the true target."""
-    frames, root = load_frames(dataset)
-    objects = load_objects(root)
     single = SimulationParams(p_correct=0.0, **CLEAN)
     double = SimulationParams(p_correct=0.0, missed_target_weight=0.5, **CLEAN)
     checked = 0
-    for frame in frames:
-        boxes = objects[frame.path]
-        for index, person in enumerate(frame.people):
-            if person.inout is False or len(boxes) < 2:
-                continue
-            target = next(b for b in boxes if b.contains(person.gaze_point))
-            col, row = (min(int(v * 64), 63) for v in target.center)
-            one, two = simulate_person(frame, index, boxes, single), simulate_person(frame, index, boxes, double)
-            assert not target.contains(_peak(two.heatmap))
-            assert float(two.heatmap[row, col]) > float(one.heatmap[row, col]) + 0.2
-            checked += 1
+    for frame, index, boxes, target in _people_with_a_target(dataset):
+        col, row = (min(int(v * 64), 63) for v in target.center)
+        one, two = simulate_person(frame, index, boxes, single), simulate_person(frame, index, boxes, double)
+        assert not target.contains(_peak(two.heatmap))
+        assert float(two.heatmap[row, col]) > float(one.heatmap[row, col]) + 0.2
+        checked += 1
     assert checked > 20
     # The extra blob is drawn last: maps whose main blob is right come out exactly as without the option.
-    same = changed = 0
-    for frame in frames:
-        for index in range(len(frame.people)):
-            plain = simulate_person(frame, index, objects[frame.path], SimulationParams())
-            warm = simulate_person(frame, index, objects[frame.path], SimulationParams(missed_target_weight=0.5))
-            equal = np.array_equal(plain.heatmap, warm.heatmap)
-            same, changed = same + equal, changed + (not equal)
-    assert same > 10 and changed > 5
+    frames, root = load_frames(dataset)
+    objects = load_objects(root)
+    plain, warm = SimulationParams(), SimulationParams(missed_target_weight=0.5)
+    equal = [
+        np.array_equal(simulate_person(frame, index, objects[frame.path], plain).heatmap,
+                       simulate_person(frame, index, objects[frame.path], warm).heatmap)
+        for frame in frames for index in range(len(frame.people))
+    ]  # fmt: skip
+    assert sum(equal) > 10 and equal.count(False) > 5
 
 
 def test_maps_depend_only_on_seed_image_and_person(dataset: Path) -> None:
