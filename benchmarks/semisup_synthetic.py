@@ -46,11 +46,14 @@ def t_start_for(fraction: float) -> int:
 def run_seed(data: Path, out: Path, fraction: float, seed: int, steps: int, ablation: bool) -> dict[str, dict]:
     config = pipeline.PipelineConfig(fraction=fraction, seed=seed, student_steps=steps, t_start=t_start_for(fraction))
     files = pipeline.split_dataset(data, out / "split", config)
-    model = pipeline.train_diffusion(files, out / "diffusion", config)
-    pipeline.refine_priors(files, model, out / "refined", config)
     stores = {"prior": files.priors, "gcdr": out / "refined"}
-    results = {row: pipeline.evaluate(pipeline.train_student(files, row, stores, out / row, config), files)
-               for row in pipeline.ROWS}  # fmt: skip
+    supervised = pipeline.train_student(files, "supervised", stores, out / "supervised", config)
+    guides = pipeline.train_guides(files, out / "guides", config, supervised) if pipeline.guided(config) else None
+    model = pipeline.train_diffusion(files, out / "diffusion", config, guides)
+    pipeline.refine_priors(files, model, out / "refined", config)
+    results = {"supervised": pipeline.evaluate(supervised, files)}
+    for row in pipeline.ROWS[1:]:
+        results[row] = pipeline.evaluate(pipeline.train_student(files, row, stores, out / row, config), files)
     results["pseudo_labels"] = {"raw": pipeline.evaluate_store(files.priors, files),
                                 "gcdr": pipeline.evaluate_store(out / "refined", files)}  # fmt: skip
     if ablation:

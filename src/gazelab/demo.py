@@ -126,11 +126,19 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
     files = pipeline.split_dataset(data, out / "split", run)
     console.print(f"-> {files.labelled}, {files.unlabelled} (the unlabelled side is read with its labels hidden)")
 
-    console.rule(f"3. diffusion teacher on the labelled part ({config.diffusion_epochs} epochs)")
-    model = pipeline.train_diffusion(files, out / "diffusion", run)
+    console.rule(f"3. supervised-only student on the labelled part ({config.student_steps} steps)")
+    stores = {"prior": files.priors, "gcdr": out / "refined"}
+    students = {"supervised": pipeline.train_student(files, "supervised", stores, out / "student_supervised", run)}
+    guides = None
+    if pipeline.guided(run):
+        guides = pipeline.train_guides(files, out / "guides", run, students["supervised"])
+        console.print(f"the teacher's guide: this student, and {run.guide_folds} cross-fitted ones -> {out / 'guides'}")
+
+    console.rule(f"4. diffusion teacher on the labelled part ({config.diffusion_epochs} epochs)")
+    model = pipeline.train_diffusion(files, out / "diffusion", run, guides)
     console.print(f"checkpoint: {out / 'diffusion' / 'diffusion.ckpt'}")
 
-    console.rule(f"4. refine the priors of unlabelled people (t_start {run.t_start}, {run.steps} DDIM steps)")
+    console.rule(f"5. refine the priors of unlabelled people (t_start {run.t_start}, {run.steps} DDIM steps)")
     refined = pipeline.refine_priors(files, model, out / "refined", run)
     quality = {"raw prior": pipeline.evaluate_store(files.priors, files),
                "refined (GCDR)": pipeline.evaluate_store(out / "refined", files)}  # fmt: skip
@@ -138,13 +146,11 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
     console.print(_table(quality, title))
     console.print(f"{len(refined)} pseudo-labels -> {out / 'refined'}")
 
-    console.rule(f"5. students: labels + refined pseudo-labels vs labels only ({config.student_steps} steps each)")
-    stores = {"prior": files.priors, "gcdr": out / "refined"}
-    students = {row: pipeline.train_student(files, row, stores, out / f"student_{row}", run)
-                for row in ("gcdr", "supervised")}  # fmt: skip
+    console.rule(f"6. GCDR student: labels + refined pseudo-labels ({config.student_steps} steps)")
+    students["gcdr"] = pipeline.train_student(files, "gcdr", stores, out / "student_gcdr", run)
     weights = save_weights(official_state_dict(students["gcdr"], include_backbone=True), out / "gazelle_synth.pt")
 
-    console.rule(f"6. evaluate on the test split (protocol {PROTOCOL})")
+    console.rule(f"7. evaluate on the test split (protocol {PROTOCOL})")
     rows = {"GCDR student (10% labels + refined pseudo-labels)": pipeline.evaluate(students["gcdr"], files),
             "supervised-only student (10% labels)": pipeline.evaluate(students["supervised"], files)}  # fmt: skip
     targets = targets_from_frames(test)
@@ -152,7 +158,7 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
     rows["baseline: centre prior"] = get_protocol(PROTOCOL).evaluate(targets, heatmaps=center.heatmaps).summary
     console.print(_table(rows, f"synthetic test split, protocol {PROTOCOL}"))
 
-    console.rule("7. figures")
+    console.rule("8. figures")
     figure = _examples(files, files.priors, out / "refined", out)
     frame = max(test, key=lambda f: len(f.people))
     predictor = Predictor(students["gcdr"])

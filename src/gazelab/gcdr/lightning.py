@@ -26,15 +26,17 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from gazelab.data.targets import HEATMAP_SIZE
-from gazelab.gcdr.conditioning import prepare_inputs
+from gazelab.gcdr.guide import guide_fold, guide_heatmaps
 from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
 from gazelab.gcdr.official import load_diffusion
 from gazelab.gcdr.refine import ddim_sample
+from gazelab.models.base import GazeModel
 from gazelab.models.checkpoints import load_state, load_state_dict_file
+from gazelab.models.registry import create_model
 from gazelab.train.losses_semgaze import gaze_directions
 from gazelab.train.metric import ProtocolMetric
 from gazelab.train.module import published_weights
@@ -89,6 +91,11 @@ class DiffusionModule(L.LightningModule):
         protocol: evaluation protocol of the validation set.
         direction_weight: factor of the auxiliary angular loss ``(1 - cos) / 2`` of an encoder that reads a gaze
             direction from the face crop (``encoder_direction``; in-frame labelled people only).
+        guide_weights: weights of the guide model (``encoder_guide``) trained on all labelled people; it
+            conditions unlabelled and validation people and is saved with the teacher.
+        guide_folds: weights of the cross-fitted guide models, fold ``k``'s model trained on the labelled images
+            outside fold ``k`` (:mod:`gazelab.gcdr.guide`); a labelled person's guide map comes from the model of
+            their image's fold. Without them, labelled people are guided by ``guide_weights`` as well.
     """
 
     def __init__(
@@ -108,6 +115,8 @@ class DiffusionModule(L.LightningModule):
         eta: float = 1.0,
         protocol: str = "gazefollow",
         direction_weight: float = 10.0,
+        guide_weights: str | None = None,
+        guide_folds: Sequence[str] = (),
     ) -> None:
         super().__init__()
         base = DiffusionConfig.tiny() if tiny else DiffusionConfig()
@@ -117,6 +126,9 @@ class DiffusionModule(L.LightningModule):
         self.model = load_diffusion(init_weights, resolved).train() if init_weights else HeatmapDiffusion(resolved)
         if vat_weights:
             self._load_vat(vat_weights)
+        self.fold_guides = nn.ModuleList(self._guide_model(weights) for weights in guide_folds)
+        if guide_weights:
+            self.model.guide = self._guide_model(guide_weights)
         self.teacher: AveragedModel | None = None
         if mean_teacher:
             self.teacher = AveragedModel(self.model, avg_fn=self._ema, use_buffers=False).requires_grad_(False)
@@ -133,11 +145,33 @@ class DiffusionModule(L.LightningModule):
         wanted = encoder.state_dict()
         load_state(encoder, {k: v for k, v in state.items() if k in wanted}, str(weights))
 
+    def _guide_model(self, weights: str) -> GazeModel:
+        name = self.model.config.encoder_guide
+        if name is None:
+            raise ValueError("guide weights need a teacher built with a guide model (config encoder_guide)")
+        return create_model(name, pretrained=weights, progress=False).requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> DiffusionModule:
+        """As ``nn.Module.train``, but the frozen fold guides always stay in eval mode."""
+        super().train(mode)
+        self.fold_guides.eval()
+        return self
+
     # -- losses -------------------------------------------------------------------------------------------------
-    def _inputs(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+    def _inputs(self, batch: dict[str, Any], labelled: bool = False) -> dict[str, Tensor]:
+        """The teacher's inputs of a batch; ``labelled``: its people trained the guide (use the fold guides)."""
         images = batch["images"]
         pictures = [images[i] for i in batch["image_index"].tolist()]
-        return prepare_inputs(pictures, batch["heads"].to(self.device), self.model.config.input_size)
+        inputs = self.model.prepare(pictures, batch["heads"].to(self.device))
+        if labelled and len(self.fold_guides):
+            paths = [batch["paths"][i] for i in batch["image_index"].tolist()]
+            folds = torch.tensor([guide_fold(path, len(self.fold_guides)) for path in paths])
+            for fold, model in enumerate(self.fold_guides):
+                rows = torch.nonzero(folds == fold).flatten().tolist()
+                if rows:
+                    maps = guide_heatmaps(model, [pictures[r] for r in rows], batch["heads"][rows])
+                    inputs["guide"][rows] = maps[:, None].to(inputs["guide"])
+        return inputs
 
     def _predict(self, targets: Tensor, inputs: dict[str, Tensor], index: Tensor, noise: Tensor) -> Tensor:
         schedule = self.model.schedule
@@ -148,7 +182,7 @@ class DiffusionModule(L.LightningModule):
         """(loss, x0 predictions [N, 64, 64]) of a labelled batch: masked x0 MSE at random timesteps, x weight."""
         targets = batch["heatmaps"].to(self.device, torch.float32)
         index = torch.randint(0, self.model.config.timesteps, (len(targets),), device=self.device)
-        inputs = self._inputs(batch)
+        inputs = self._inputs(batch, labelled=True)
         pred = self._predict(targets, inputs, index, torch.randn_like(targets[:, None]))
         per_person = (pred - targets).pow(2).mean(dim=(-2, -1))
         inframe = batch["inout"].to(self.device) == 1
@@ -190,7 +224,7 @@ class DiffusionModule(L.LightningModule):
         u1 = unlabelled["view1"]
         student_u = self._from_noise(self._inputs(u1), len(u1["heads"]))
         teacher: HeatmapDiffusion = self.teacher.module
-        teacher_l = self.sample(teacher, self._inputs(labelled["view2"]))
+        teacher_l = self.sample(teacher, self._inputs(labelled["view2"], labelled=True))
         teacher_u = self.sample(teacher, self._inputs(unlabelled["view2"]))
         student = torch.cat([student_l, student_u]).flatten(1)
         target = torch.cat([teacher_l, teacher_u]).flatten(1)

@@ -7,14 +7,17 @@ model holds it as a plain attribute (recomputed from the config, never stored in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from gazelab.gcdr.conditioning import FEATURES, ContextEncoder, SimpleEncoder, VATEncoder
+from gazelab.gcdr.conditioning import FEATURES, ContextEncoder, SimpleEncoder, VATEncoder, prepare_inputs
+from gazelab.gcdr.guide import guide_heatmaps
 from gazelab.gcdr.schedule import DiffusionSchedule
 from gazelab.gcdr.unet import DenoisingUNet
+from gazelab.models.base import GazeModel
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class DiffusionConfig:
     level and through a 3x3 convolution, to every context map. The published context is a 7x7 encoding made
     pixel-sized by transposed convolutions; the synthetic teacher needs object-sized detail to put a heatmap
     on an object its prior missed."""
+    encoder_guide: str | None = None
+    """``simple`` encoder only: the zoo name of a gaze model (``gazelle_synth``) whose heatmap of the person is an
+    extra input channel; the model is kept, frozen, as :attr:`HeatmapDiffusion.guide` (see
+    :mod:`gazelab.gcdr.guide`). The synthetic stand-in for the published encoder's start from trained VAT
+    weights."""
     input_size: int = 224
     """Side of the encoder's square inputs."""
     model_channels: int = 64
@@ -80,12 +88,15 @@ class HeatmapDiffusion(nn.Module):
         super().__init__()
         self.config = config = config or DiffusionConfig()
         widths = [config.model_channels * m for m in config.channel_mult]
-        if (config.encoder_direction or config.encoder_fine) and config.encoder != "simple":
-            raise ValueError("encoder_direction and encoder_fine need the simple encoder (encoder: simple)")
+        extras = config.encoder_direction or config.encoder_fine or config.encoder_guide
+        if extras and config.encoder != "simple":
+            raise ValueError("encoder_direction, encoder_fine and encoder_guide need the simple encoder "
+                             "(encoder: simple)")  # fmt: skip
         if config.encoder == "vat":
             encoder, features = VATEncoder(), FEATURES
         elif config.encoder == "simple":
-            encoder = SimpleEncoder(config.encoder_channels, direction=config.encoder_direction)
+            encoder = SimpleEncoder(config.encoder_channels, direction=config.encoder_direction,
+                                    guide=config.encoder_guide is not None)  # fmt: skip
             features = config.encoder_channels
         else:
             raise ValueError(f"unknown encoder {config.encoder!r}; use 'vat' or 'simple'")
@@ -100,10 +111,31 @@ class HeatmapDiffusion(nn.Module):
             config.dropout,
         )
         self.schedule = DiffusionSchedule(config.timesteps, config.beta_start, config.beta_end, config.scale)
+        self.guide: GazeModel | None = None
+        if config.encoder_guide is not None:
+            from gazelab.models.registry import create_model
 
-    def context(self, scene: Tensor, head: Tensor, face: Tensor) -> list[Tensor]:
+            self.guide = create_model(config.encoder_guide).requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> HeatmapDiffusion:
+        """As ``nn.Module.train``, but the frozen guide model always stays in eval mode."""
+        super().train(mode)
+        if self.guide is not None:
+            self.guide.eval()
+        return self
+
+    def prepare(self, pictures: Sequence[Tensor], boxes: Tensor) -> dict[str, Tensor]:
+        """The conditioning inputs of N people: uint8 pictures [3, H, W] (one per person) and normalized head
+        boxes [N, 4] -> ``scene``, ``head``, ``face`` (:func:`~gazelab.gcdr.conditioning.prepare_inputs`) and,
+        with a guide model, its heatmaps as ``guide`` [N, 1, 64, 64]."""
+        inputs = prepare_inputs(pictures, boxes, self.config.input_size)
+        if self.guide is not None:
+            inputs["guide"] = guide_heatmaps(self.guide, pictures, boxes)[:, None].to(boxes.device)
+        return inputs
+
+    def context(self, scene: Tensor, head: Tensor, face: Tensor, guide: Tensor | None = None) -> list[Tensor]:
         """The per-level context maps of a batch of people (computed once per refinement, reused every step)."""
-        return self.conditioning(scene, head, face)
+        return self.conditioning(scene, head, face, guide)
 
     def gaze_direction(self, face: Tensor) -> Tensor | None:
         """The encoder's gaze directions [N, 2] from face crops, for its auxiliary loss (None: it has none)."""
@@ -114,5 +146,7 @@ class HeatmapDiffusion(nn.Module):
         """x_t in [0, 1] [N, 1, 64, 64] at raw timestep values ``t`` [N] -> predicted x0 [N, 1, 64, 64]."""
         return self.unet(x_t, t, context)
 
-    def forward(self, x_t: Tensor, t: Tensor, scene: Tensor, head: Tensor, face: Tensor) -> Tensor:
-        return self.denoise(x_t, t, self.context(scene, head, face))
+    def forward(
+        self, x_t: Tensor, t: Tensor, scene: Tensor, head: Tensor, face: Tensor, guide: Tensor | None = None
+    ) -> Tensor:
+        return self.denoise(x_t, t, self.context(scene, head, face, guide))

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from gazelab.gcdr.conditioning import prepare_inputs
 from gazelab.gcdr.refine import RefineConfig, Refiner, sample_seed
 from gazelab.io import load_image
 from gazelab.priors.store import SIZE, PriorRecord, PriorStore, person_key
@@ -86,7 +85,6 @@ class PseudoLabeller:
             picture = loaded[frame.path]
             pictures.append(picture)
             boxes.append(_head(frame, index, picture.shape[-1], picture.shape[-2]))
-        model = self.refiner.model
-        inputs = prepare_inputs(pictures, torch.tensor(boxes, dtype=torch.float32), model.config.input_size)
+        inputs = self.refiner.model.prepare(pictures, torch.tensor(boxes, dtype=torch.float32))
         refined = self.refiner(torch.from_numpy(priors), inputs, seeds)
         return refined.float().cpu().numpy()

@@ -106,7 +106,7 @@ class Refiner:
 
     @torch.no_grad()
     def __call__(self, priors: Tensor, inputs: dict[str, Tensor], seeds: Sequence[int]) -> Tensor:
-        """Priors [N, 64, 64] in [0, 1], encoder inputs (``scene``, ``head``, ``face``), one seed per person ->
+        """Priors [N, 64, 64] in [0, 1], encoder inputs (:meth:`HeatmapDiffusion.prepare`), one seed per person ->
         pseudo-labels [N, 64, 64] in [0, 1]."""
         if len(seeds) != len(priors):
             raise ValueError(f"got {len(priors)} priors but {len(seeds)} seeds")
@@ -114,7 +114,7 @@ class Refiner:
         device = next(model.parameters()).device
         n, size = cfg.samples, priors.shape[-1]
         with self._autocast(device):
-            context = model.context(inputs["scene"].to(device), inputs["head"].to(device), inputs["face"].to(device))
+            context = model.context(**{name: value.to(device) for name, value in inputs.items()})
         context = [c.repeat_interleave(n, dim=0) for c in context]
         noise = NoiseSource([sample_seed(s, r) for s in seeds for r in range(n)], device)
         start = noise((1, size, size))

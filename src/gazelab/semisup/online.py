@@ -54,12 +54,9 @@ class OnlineRefinement(L.Callback):
         rows = torch.nonzero((batch["labelled"] == 0) & (batch["inout"] == 1)).flatten()
         if not len(rows):
             return 0
-        from gazelab.gcdr.conditioning import prepare_inputs
-
         images, index = batch["images"], batch["image_index"]
         pictures = [images[int(index[r])] for r in rows]
-        size = self.refiner.model.config.input_size
-        inputs = prepare_inputs(pictures, batch["heads"][rows].float(), size)
+        inputs = self.refiner.model.prepare(pictures, batch["heads"][rows].float())
         seeds = [sample_seed(self.seed, step, int(r)) for r in rows]
         maps = batch["heatmaps"]
         maps[rows] = self.refiner(maps[rows].float(), inputs, seeds).to(maps.dtype).to(maps.device)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class PipelineConfig:
     the supervised-only one sees. Measured at 2 % labels, 600 steps: the GCDR student reaches avg L2 0.387 with
     4 + 12, 0.221 with 8 + 8 and 0.191 with 16 + 16."""
     diffusion: dict[str, Any] = field(default_factory=lambda: dict(DEMO_DIFFUSION))
+    guide_folds: int = 2
+    """Cross-fitting folds of the teacher's guide model, when ``diffusion`` names one (``encoder_guide``)."""
     diffusion_epochs: int = 20
     diffusion_lr: float = 1e-3
     diffusion_batch: int = 32
@@ -76,12 +78,21 @@ class SplitFiles:
     priors: Path
 
 
+@dataclass
+class Guides:
+    """Weight files of the teacher's guide: the model of all labelled people and one per cross-fitting fold."""
+
+    full: Path
+    folds: list[Path]
+
+
 def _fit(trainer, module, data) -> None:
     """``trainer.fit`` without Lightning's hints that do not apply to these small in-process runs."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # a frozen guide (train_guides)
         trainer.fit(module, datamodule=data)
 
 
@@ -104,15 +115,46 @@ def _trainer(out: Path, **kwargs: Any):
     return L.Trainer(**options)
 
 
-def train_diffusion(files: SplitFiles, out: Path, config: PipelineConfig):
-    """GCDR's heatmap diffusion model, supervised on the labelled part; returns it (eval mode), saves a checkpoint."""
+def guided(config: PipelineConfig) -> bool:
+    """Whether the run's teacher is conditioned on a guide model (then :func:`train_guides` comes first)."""
+    return config.diffusion.get("encoder_guide") is not None
+
+
+def train_guides(files: SplitFiles, out: Path, config: PipelineConfig, supervised=None) -> Guides:
+    """The teacher's guide models (:mod:`gazelab.gcdr.guide`): the supervised-only student (``supervised`` when
+    it is already trained) and one student per fold on the labelled images outside that fold, same recipe."""
+    from gazelab.gcdr.guide import outside_fold
+    from gazelab.train.export import official_state_dict, save_weights
+
+    def save(model, path: Path) -> Path:
+        return save_weights(official_state_dict(model, include_backbone=True), path)
+
+    out.mkdir(parents=True, exist_ok=True)
+    supervised = supervised or train_student(files, "supervised", {}, out / "full", config)
+    folds = []
+    labelled = read_annotations(files.labelled)
+    for fold in range(config.guide_folds):
+        train = out / f"fold{fold}.txt"
+        write_gazefollow(outside_fold(labelled, fold, config.guide_folds), train, split="train")
+        model = train_student(replace(files, labelled=train), "supervised", {}, out / f"fold{fold}", config)
+        folds.append(save(model, out / f"fold{fold}.pt"))
+    return Guides(save(supervised, out / "full.pt"), folds)
+
+
+def train_diffusion(files: SplitFiles, out: Path, config: PipelineConfig, guides: Guides | None = None):
+    """GCDR's heatmap diffusion model, supervised on the labelled part; returns it (eval mode), saves a checkpoint.
+
+    ``guides``: the guide models' weights, for a teacher with ``encoder_guide`` (:func:`train_guides`)."""
     import lightning.pytorch as L
 
     from gazelab.gcdr.lightning import DiffusionModule
     from gazelab.train.data import GazeDataModule
 
+    if (guides is None) == guided(config):
+        raise ValueError("a teacher with encoder_guide needs its guides (train_guides), and only it")
     L.seed_everything(config.seed, verbose=False)
-    module = DiffusionModule(config=config.diffusion, lr=config.diffusion_lr, protocol=PROTOCOL)
+    extra = {} if guides is None else {"guide_weights": str(guides.full), "guide_folds": [str(f) for f in guides.folds]}
+    module = DiffusionModule(config=config.diffusion, lr=config.diffusion_lr, protocol=PROTOCOL, **extra)
     data = GazeDataModule(train=str(files.labelled), root=str(files.root), image_size=config.image_size,
                           augment="gcdr", heatmap_rule="chong", sampling="person", in_frame_only=True,
                           batch_size=config.diffusion_batch, num_workers=0, seed=config.seed)  # fmt: skip
