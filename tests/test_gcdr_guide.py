@@ -109,4 +109,3 @@ def test_a_saved_guided_teacher_loads_with_its_guide(tmp_path: Path) -> None:
 def test_guide_weights_need_a_guided_teacher(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="encoder_guide"):
         DiffusionModule(tiny=True, guide_weights=_weights(tmp_path, "full", 0))
-
