@@ -10,10 +10,11 @@ metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on
 
     gazelab synth --out data/bench --preset benchmark --workers 2 --priors
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
-        [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation]
+        [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation] [--guide] [--teacher-epochs 20]
 
 A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
-be filled over several invocations (use the same ``--steps`` and data).
+be filled over several invocations (same data and settings; results made with other ``--steps``,
+``--teacher-epochs`` or ``--guide`` are refused).
 
 Prints one table per metric (mean +- spread over seeds) and whether GCDR beats supervised-only and both
 simple priors at every fraction beyond the seed spread. Last line: ``RESULT semisup_synthetic`` followed by
@@ -36,6 +37,8 @@ T_STARTS = {100: 2, 200: 2, 250: 2, 300: 3, 400: 4}
 """t_start -> DDIM steps. GCDR uses 2 steps; a 500-step DDIM schedule (diffusers) only takes strides 500 // n, so
 t_start 300 and 400 run 3 and 4 steps (stride 100, as 200 / 2)."""
 METRICS = ("auc", "avg_l2", "min_l2")
+DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False}
+"""Run settings a ``results.json`` without them was made with (``steps`` was always recorded)."""
 
 
 def t_start_for(fraction: float) -> int:
@@ -43,8 +46,16 @@ def t_start_for(fraction: float) -> int:
     return 200 if fraction <= 0.05 else 250
 
 
-def run_seed(data: Path, out: Path, fraction: float, seed: int, steps: int, ablation: bool) -> dict[str, dict]:
-    config = pipeline.PipelineConfig(fraction=fraction, seed=seed, student_steps=steps, t_start=t_start_for(fraction))
+def run_seed(data: Path, out: Path, fraction: float, seed: int, settings: dict, ablation: bool) -> dict[str, dict]:
+    config = pipeline.PipelineConfig(
+        fraction=fraction,
+        seed=seed,
+        student_steps=settings["steps"],
+        t_start=t_start_for(fraction),
+        diffusion_epochs=settings["teacher_epochs"],
+    )
+    if settings["guide"]:
+        config.diffusion["encoder_guide"] = "gazelle_synth"
     files = pipeline.split_dataset(data, out / "split", config)
     stores = {"prior": files.priors, "gcdr": out / "refined"}
     supervised = pipeline.train_student(files, "supervised", stores, out / "supervised", config)
@@ -78,10 +89,17 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     parser.add_argument("--steps", type=int, default=1500, help="training steps of every student")
     parser.add_argument("--p-correct", type=float, default=0.6, help="simulated prior quality (if not there yet)")
+    parser.add_argument("--missed-target-weight", type=float, default=0.0,
+                        help="weight of the true target's blob in a wrong prior (if not there yet)")  # fmt: skip
+    parser.add_argument("--teacher-epochs", type=int, default=20, help="epochs of the diffusion teacher")
+    parser.add_argument("--guide", action="store_true",
+                        help="condition the teacher on the supervised-only student (gazelab.gcdr.guide)")  # fmt: skip
     parser.add_argument("--no-ablation", action="store_true", help="skip the t_start ablation")
     args = parser.parse_args()
     if not (args.data / "priors" / "meta.json").is_file():
-        write_simulated_priors(args.data, SimulationParams(p_correct=args.p_correct))
+        params = SimulationParams(p_correct=args.p_correct, missed_target_weight=args.missed_target_weight)
+        write_simulated_priors(args.data, params)
+    settings = {"steps": args.steps, "teacher_epochs": args.teacher_epochs, "guide": args.guide}
     start = time.perf_counter()
     middle = sorted(args.fractions)[len(args.fractions) // 2]
     runs: dict[float, list[dict]] = {}
@@ -91,10 +109,11 @@ def main() -> None:
             ablation = not args.no_ablation and fraction == middle and seed == args.seeds[0]
             done = out / "results.json"
             result = json.loads(done.read_text()) if done.is_file() else {}
-            if result.get("steps") not in (None, args.steps):
-                raise SystemExit(f"{done}: made with --steps {result['steps']}, not {args.steps} — use another --out")
+            made = {k: result.get(k, DEFAULTS[k]) for k in settings}
+            if result and made != settings:
+                raise SystemExit(f"{done}: made with {made}, not {settings} — use another --out")
             if not result or (ablation and "gcdr_t100" not in result):
-                result = {"steps": args.steps, **run_seed(args.data, out, fraction, seed, args.steps, ablation)}
+                result = {**settings, **run_seed(args.data, out, fraction, seed, settings, ablation)}
                 done.write_text(json.dumps(result, indent=2))
             runs.setdefault(fraction, []).append(result)
             scores = ", ".join(f"{row} {result[row]['auc']:.3f}/{result[row]['avg_l2']:.3f}" for row in pipeline.ROWS)
