@@ -121,3 +121,29 @@ def test_pipeline_rows_share_the_labelled_stream(synth: Path, tmp_path: Path):
         batch = next(iter(data.train_dataloader()))
         labelled = batch.get("labelled", torch.ones(len(batch["heads"])))  # one-stream batches are all labelled
         assert labelled.tolist() == expected, row
+
+
+def test_pipeline_guides_are_cross_fitted_and_feed_a_guided_teacher(synth: Path, tmp_path: Path):
+    """``train_guides``: fold ``k``'s student trains on the labelled images outside fold ``k``; a guided teacher
+    needs the guides and loads them (the full one becomes its ``guide``)."""
+    from gazelab.data.formats import read_annotations
+    from gazelab.gcdr.guide import guide_fold
+    from gazelab.models.registry import create_model
+    from gazelab.semisup import pipeline
+
+    config = pipeline.PipelineConfig(fraction=0.5, labelled_per_batch=2, image_size=64, student_steps=1,
+                                     diffusion_epochs=1, diffusion_batch=4)  # fmt: skip
+    config.diffusion.update({"encoder_guide": "gazelle_synth", "input_size": 32})
+    files = pipeline.split_dataset(synth, tmp_path / "split", config)
+    guides = pipeline.train_guides(files, tmp_path / "guides", config)
+    labelled = {frame.path for frame in read_annotations(files.labelled)}
+    assert len(guides.folds) == 2
+    for fold in range(2):
+        trained_on = {frame.path for frame in read_annotations(tmp_path / "guides" / f"fold{fold}.txt")}
+        assert trained_on == {path for path in labelled if guide_fold(path, 2) != fold}
+    with pytest.raises(ValueError, match="needs its guides"):
+        pipeline.train_diffusion(files, tmp_path / "unguided", config)
+    teacher = pipeline.train_diffusion(files, tmp_path / "teacher", config, guides)
+    full = create_model("gazelle_synth", pretrained=str(guides.full))
+    for name, value in full.state_dict().items():
+        assert torch.equal(teacher.guide.state_dict()[name], value), name

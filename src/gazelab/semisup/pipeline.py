@@ -23,6 +23,7 @@ from typing import Any
 
 from gazelab.data.formats import read_annotations, write_gazefollow
 from gazelab.data.splits import split_frames
+from gazelab.errors import GazelabError
 from gazelab.semisup.config import SemiSupervision
 from gazelab.semisup.hide import hide_labels
 
@@ -134,8 +135,11 @@ def train_guides(files: SplitFiles, out: Path, config: PipelineConfig, supervise
     folds = []
     labelled = read_annotations(files.labelled)
     for fold in range(config.guide_folds):
-        train = out / f"fold{fold}.txt"
-        write_gazefollow(outside_fold(labelled, fold, config.guide_folds), train, split="train")
+        train, frames = out / f"fold{fold}.txt", outside_fold(labelled, fold, config.guide_folds)
+        if not frames:
+            raise GazelabError(f"{files.labelled}: every labelled image falls in guide fold {fold}, so its model "
+                               "has nothing to train on — label more images or lower guide_folds")  # fmt: skip
+        write_gazefollow(frames, train, split="train")
         model = train_student(replace(files, labelled=train), "supervised", {}, out / f"fold{fold}", config)
         folds.append(save(model, out / f"fold{fold}.pt"))
     return Guides(save(supervised, out / "full.pt"), folds)
