@@ -147,3 +147,12 @@ def test_pipeline_guides_are_cross_fitted_and_feed_a_guided_teacher(synth: Path,
     full = create_model("gazelle_synth", pretrained=str(guides.full))
     for name, value in full.state_dict().items():
         assert torch.equal(teacher.guide.state_dict()[name], value), name
+
+
+def test_pipeline_guides_refuse_a_fold_without_training_images(synth: Path, tmp_path: Path):
+    from gazelab.semisup import pipeline
+
+    config = pipeline.PipelineConfig(fraction=1 / 16, labelled_per_batch=2, image_size=64, student_steps=1)
+    files = pipeline.split_dataset(synth, tmp_path / "split", config)  # one labelled image: one fold is empty
+    with pytest.raises(GazelabError, match="guide fold .* nothing to train on"):
+        pipeline.train_guides(files, tmp_path / "guides", config)
