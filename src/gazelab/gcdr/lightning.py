@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from gazelab.data.targets import HEATMAP_SIZE
+from gazelab.gcdr.conditioning import prepare_inputs
 from gazelab.gcdr.guide import guide_fold, guide_heatmaps
 from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
 from gazelab.gcdr.official import load_diffusion
@@ -162,16 +163,18 @@ class DiffusionModule(L.LightningModule):
         """The teacher's inputs of a batch; ``labelled``: its people trained the guide (use the fold guides)."""
         images = batch["images"]
         pictures = [images[i] for i in batch["image_index"].tolist()]
-        inputs = self.model.prepare(pictures, batch["heads"].to(self.device))
-        if labelled and len(self.fold_guides):
-            paths = [batch["paths"][i] for i in batch["image_index"].tolist()]
-            folds = torch.tensor([guide_fold(path, len(self.fold_guides)) for path in paths])
-            for fold, model in enumerate(self.fold_guides):
-                rows = torch.nonzero(folds == fold).flatten().tolist()
-                if rows:
-                    maps = guide_heatmaps(model, [pictures[r] for r in rows], batch["heads"][rows])
-                    inputs["guide"][rows] = maps[:, None].to(inputs["guide"])
-        return inputs
+        heads = batch["heads"].to(self.device)
+        if not (labelled and len(self.fold_guides)):
+            return self.model.prepare(pictures, heads)
+        inputs = prepare_inputs(pictures, heads, self.model.config.input_size)
+        paths = [batch["paths"][i] for i in batch["image_index"].tolist()]
+        folds = torch.tensor([guide_fold(path, len(self.fold_guides)) for path in paths])
+        guide = torch.zeros(len(pictures), 1, HEATMAP_SIZE, HEATMAP_SIZE, device=self.device)
+        for fold, model in enumerate(self.fold_guides):
+            rows = torch.nonzero(folds == fold).flatten().tolist()
+            if rows:
+                guide[rows] = guide_heatmaps(model, [pictures[r] for r in rows], heads[rows])[:, None].to(guide)
+        return {**inputs, "guide": guide}
 
     def _predict(self, targets: Tensor, inputs: dict[str, Tensor], index: Tensor, noise: Tensor) -> Tensor:
         schedule = self.model.schedule
