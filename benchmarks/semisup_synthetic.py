@@ -46,7 +46,7 @@ def t_start_for(fraction: float) -> int:
     return 200 if fraction <= 0.05 else 250
 
 
-def run_seed(data: Path, out: Path, fraction: float, seed: int, settings: dict, ablation: bool) -> dict[str, dict]:
+def run_config(fraction: float, seed: int, settings: dict) -> pipeline.PipelineConfig:
     config = pipeline.PipelineConfig(
         fraction=fraction,
         seed=seed,
@@ -56,6 +56,11 @@ def run_seed(data: Path, out: Path, fraction: float, seed: int, settings: dict, 
     )
     if settings["guide"]:
         config.diffusion["encoder_guide"] = "gazelle_synth"
+    return config
+
+
+def run_seed(data: Path, out: Path, config: pipeline.PipelineConfig) -> dict[str, dict]:
+    """Every row for one (fraction, seed); the teacher stays in ``out/diffusion`` for the ablation."""
     files = pipeline.split_dataset(data, out / "split", config)
     stores = {"prior": files.priors, "gcdr": out / "refined"}
     supervised = pipeline.train_student(files, "supervised", stores, out / "supervised", config)
@@ -67,14 +72,29 @@ def run_seed(data: Path, out: Path, fraction: float, seed: int, settings: dict, 
         results[row] = pipeline.evaluate(pipeline.train_student(files, row, stores, out / row, config), files)
     results["pseudo_labels"] = {"raw": pipeline.evaluate_store(files.priors, files),
                                 "gcdr": pipeline.evaluate_store(out / "refined", files)}  # fmt: skip
-    if ablation:
-        for t_start, steps in T_STARTS.items():
-            refined = out / f"refined_t{t_start}"
-            ablated = replace(config, t_start=t_start, steps=steps)
-            pipeline.refine_priors(files, model, refined, ablated)
-            student = pipeline.train_student(files, "gcdr", {"gcdr": refined}, out / f"gcdr_t{t_start}", ablated)
-            results[f"gcdr_t{t_start}"] = pipeline.evaluate(student, files)
     return results
+
+
+def run_ablation(data: Path, out: Path, config: pipeline.PipelineConfig, results: dict) -> dict[str, dict]:
+    """GCDR students on priors refined from each of :data:`T_STARTS` by the teacher :func:`run_seed` saved (so a
+    finished seed gets its ablation without training anything else again). The t_start the GCDR row already
+    used is that row, not a second run of it."""
+    from gazelab.gcdr.official import load_diffusion
+
+    files = pipeline.split_dataset(data, out / "split", config)
+    model = load_diffusion(out / "diffusion" / "diffusion.ckpt")
+    ablation = {}
+    for t_start, steps in T_STARTS.items():
+        if (t_start, steps) == (config.t_start, config.steps):
+            ablation[f"gcdr_t{t_start}"] = results["gcdr"]
+            continue
+        refined = out / f"refined_t{t_start}"
+        ablated = replace(config, t_start=t_start, steps=steps)
+        pipeline.refine_priors(files, model, refined, ablated)
+        student = pipeline.train_student(files, "gcdr", {"gcdr": refined}, out / f"gcdr_t{t_start}", ablated)
+        ablation[f"gcdr_t{t_start}"] = pipeline.evaluate(student, files)
+        ablation[f"pseudo_labels_t{t_start}"] = pipeline.evaluate_store(refined, files)
+    return ablation
 
 
 def spread(values: list[float]) -> float:
@@ -112,8 +132,12 @@ def main() -> None:
             made = {k: result.get(k, DEFAULTS[k]) for k in settings}
             if result and made != settings:
                 raise SystemExit(f"{done}: made with {made}, not {settings} — use another --out")
-            if not result or (ablation and "gcdr_t100" not in result):
-                result = {**settings, **run_seed(args.data, out, fraction, seed, settings, ablation)}
+            config = run_config(fraction, seed, settings)
+            if not result:
+                result = {**settings, **run_seed(args.data, out, config)}
+                done.write_text(json.dumps(result, indent=2))
+            if ablation and "gcdr_t100" not in result:
+                result.update(run_ablation(args.data, out, config, result))
                 done.write_text(json.dumps(result, indent=2))
             runs.setdefault(fraction, []).append(result)
             scores = ", ".join(f"{row} {result[row]['auc']:.3f}/{result[row]['avg_l2']:.3f}" for row in pipeline.ROWS)
