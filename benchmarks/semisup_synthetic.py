@@ -14,10 +14,12 @@ metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on
 
 A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
 be filled over several invocations (same data and settings; results made with other ``--steps``,
-``--teacher-epochs`` or ``--guide`` are refused).
+``--teacher-epochs`` or ``--guide`` are refused). A finished seed that lacks the ablation gets only the
+ablation, from the teacher it saved.
 
-Prints one table per metric (mean +- spread over seeds) and whether GCDR beats supervised-only and both
-simple priors at every fraction beyond the seed spread. Last line: ``RESULT semisup_synthetic`` followed by
+Prints one table per metric (mean +- spread over seeds), GCDR's margin over each rival (mean, and per seed:
+the seeds share a split and a labelled stream, so the per-seed differences are the paired comparison), and
+whether GCDR beats supervised-only and both simple priors at every fraction beyond the seed spread. Last line: ``RESULT semisup_synthetic`` followed by
 ``<row>_<fraction>_auc=..`` and ``<row>_<fraction>_avg_l2=..`` pairs (means over seeds).
 """
 
@@ -162,13 +164,20 @@ def main() -> None:
                 other = [r[rival][metric] for r in runs[fraction]]
                 margin = better * (statistics.mean(gcdr) - statistics.mean(other))
                 verdicts.append(margin > spread(gcdr) + spread(other))
+                paired = [better * (g - o) for g, o in zip(gcdr, other)]
                 print(f"fraction {fraction:g} {metric}: gcdr vs {rival}: margin {margin:+.4f} "
-                      f"(spreads {spread(gcdr):.4f}, {spread(other):.4f})")  # fmt: skip
+                      f"(spreads {spread(gcdr):.4f}, {spread(other):.4f}); per seed "
+                      f"{' '.join(f'{d:+.4f}' for d in paired)}, better in {sum(d > 0 for d in paired)}"
+                      f"/{len(paired)}")  # fmt: skip
     ablated = [r for r in runs.get(middle, []) if "gcdr_t100" in r]
     if ablated:
-        print(f"\nt_start ablation at {middle:g} labels (seed {args.seeds[0]}): " + ", ".join(
-            f"t{t}: auc {ablated[0][f'gcdr_t{t}']['auc']:.4f} avg_l2 {ablated[0][f'gcdr_t{t}']['avg_l2']:.4f}"
-            for t in T_STARTS))  # fmt: skip
+        print(f"\nt_start ablation at {middle:g} labels (seed {args.seeds[0]}; student auc / avg_l2, and its "
+              "pseudo-labels' against the hidden truth):")  # fmt: skip
+        for t_start, steps in T_STARTS.items():
+            student = ablated[0][f"gcdr_t{t_start}"]
+            labels = ablated[0].get(f"pseudo_labels_t{t_start}", ablated[0]["pseudo_labels"]["gcdr"])
+            print(f"  t{t_start} ({steps} steps): student {student['auc']:.4f} / {student['avg_l2']:.4f}, "
+                  f"pseudo-labels {labels['auc']:.4f} / {labels['avg_l2']:.4f}")  # fmt: skip
     print(f"\ntarget (GCDR beats supervised-only and both simple priors everywhere, beyond the seed spread): "
           f"{'met' if all(verdicts) else 'NOT met'}; minutes {(time.perf_counter() - start) / 60:.1f}")  # fmt: skip
     print("RESULT semisup_synthetic " + " ".join(result_items))

@@ -19,13 +19,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gazelab.data.formats import read_annotations, write_gazefollow
 from gazelab.data.splits import split_frames
 from gazelab.errors import GazelabError
 from gazelab.semisup.config import SemiSupervision
 from gazelab.semisup.hide import hide_labels
+
+if TYPE_CHECKING:
+    from gazelab.models.base import GazeModel
 
 PROTOCOL = "gazefollow"
 ROWS = ("supervised", "raw", "argmax", "gcdr", "full")
@@ -121,7 +124,7 @@ def guided(config: PipelineConfig) -> bool:
     return config.diffusion.get("encoder_guide") is not None
 
 
-def train_guides(files: SplitFiles, out: Path, config: PipelineConfig, supervised=None) -> Guides:
+def train_guides(files: SplitFiles, out: Path, config: PipelineConfig, supervised: GazeModel | None = None) -> Guides:
     """The teacher's guide models (:mod:`gazelab.gcdr.guide`): the supervised-only student (``supervised`` when
     it is already trained) and one student per fold on the labelled images outside that fold, same recipe."""
     from gazelab.gcdr.guide import outside_fold
