@@ -4,6 +4,7 @@ and overrides, exact resume, best-checkpoint selection, export in the official f
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import lightning.pytorch as L
@@ -171,3 +172,25 @@ def test_datamodule_hyperparameters_are_plain_values(tmp_path):
     torch.save({"hparams": dict(datamodule.hparams)}, tmp_path / "hparams.pt")
     loaded = torch.load(tmp_path / "hparams.pt", weights_only=True)["hparams"]  # what resuming needs
     assert loaded["augment"]["crop_p"] == 0.0 and loaded["augment"]["flip_p"] == 0.5
+
+
+class StepRates(L.Callback):
+    """Records the learning rate each optimiser step uses."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_cosine_anneals_per_step_over_max_steps_when_the_run_has_no_max_epochs(data, tmp_path):
+    """The GCDR pipeline's students are bounded by steps only: their rate must still reach ``min_lr``."""
+    module = GazeModule(name="gazelle_tiny", lr=0.01, scheduler="cosine", min_lr=0.001)
+    datamodule = GazeDataModule(train=str(data["train"]), batch_size=2, num_workers=0,
+                                feature_cache=str(data["cache"]), augment=cacheable("gazelle"))  # fmt: skip
+    recorder = StepRates()
+    trainer = quiet_trainer(tmp_path, max_steps=5, max_epochs=-1, callbacks=[recorder], enable_checkpointing=False)
+    trainer.fit(module, datamodule)
+    wanted = [0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * step / 5)) for step in range(5)]
+    assert recorder.rates == pytest.approx(wanted)

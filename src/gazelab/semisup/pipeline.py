@@ -51,6 +51,8 @@ class PipelineConfig:
     seed: int = 0
     student: str = "gazelle_synth"
     student_lr: float = 2e-3
+    student_scheduler: str | None = None
+    """``cosine``: the students' rate anneals to 0 over ``student_steps``; None keeps it constant."""
     student_steps: int = 300
     student_losses: dict[str, float] = field(default_factory=lambda: {"heatmap_bce": 1.0, "angular": 0.2})
     """``angular`` trains gazelle_synth's gaze direction; it only sees labelled people (pseudo-labels have no point)."""
@@ -214,7 +216,8 @@ def train_student(files: SplitFiles, row: str, stores: dict[str, Path], out: Pat
 
     L.seed_everything(config.seed, verbose=False)
     module = GazeModule(name=config.student, train_backbone=True, losses=config.student_losses, protocol=PROTOCOL,
-                        optimizer="adamw", lr=config.student_lr, weight_decay=0.01)  # fmt: skip
+                        optimizer="adamw", lr=config.student_lr, weight_decay=0.01,
+                        scheduler=config.student_scheduler)  # fmt: skip
     trainer = _trainer(out, max_steps=config.student_steps, max_epochs=-1, limit_val_batches=0)
     _fit(trainer, module, student_data(files, row, stores, config))
     return module.model.eval()

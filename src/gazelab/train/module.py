@@ -64,7 +64,8 @@ class GazeModule(L.LightningModule):
         lr: learning rate of every parameter not matched by ``lr_groups``.
         weight_decay: of the optimiser.
         lr_groups: parameter-name substring -> learning rate (Gaze-LLE VAT: ``{inout: 0.01}``).
-        scheduler: None (constant), ``cosine`` (annealed per epoch over ``trainer.max_epochs``) or ``multistep``.
+        scheduler: None (constant), ``cosine`` (annealed per epoch over ``trainer.max_epochs``; per step over
+            ``trainer.max_steps`` when the run has no ``max_epochs``) or ``multistep``.
         min_lr: the cosine schedule's final learning rate.
         warmup_epochs: linear warm-up from 0 to the peak rates over this many epochs (fractions allowed),
             stepped per optimiser step; then ``cosine`` anneals per step over the remaining steps (SemGaze: 4 of
@@ -201,6 +202,10 @@ class GazeModule(L.LightningModule):
         epochs = self.trainer.max_epochs or 0
         if hp.get("warmup_epochs"):
             scheduler = self._warmup_scheduler(optimizer)
+        elif hp.scheduler == "cosine" and epochs < 1 and self.trainer.max_steps > 0:
+            # A run bounded by steps alone (the GCDR pipeline's students) anneals per step over them.
+            schedule = warmup_schedule(optimizer, 0, self.trainer.max_steps, hp.min_lr, cosine=True)
+            scheduler = {"scheduler": schedule, "interval": "step"}
         else:
             scheduler = build_scheduler(
                 hp.scheduler, optimizer, epochs, hp.min_lr, hp.get("milestones") or (), hp.get("gamma", 0.1)
