@@ -11,10 +11,12 @@ metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on
     gazelab synth --out data/bench --preset benchmark --workers 2 --priors
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
         [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation] [--guide] [--teacher-epochs 20]
+        [--scheduler cosine|constant]
 
 A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
 be filled over several invocations (same data and settings; results made with other ``--steps``,
-``--teacher-epochs`` or ``--guide`` are refused). A finished seed that lacks the ablation gets only the
+``--teacher-epochs``, ``--guide`` or ``--scheduler`` are refused; results that predate ``--scheduler`` were
+made with ``constant``). A finished seed that lacks the ablation gets only the
 ablation, from the teacher it saved.
 
 Prints one table per metric (mean +- spread over seeds), GCDR's margin over each rival (mean, and per seed:
@@ -40,7 +42,7 @@ T_STARTS = {100: 2, 200: 2, 250: 2, 300: 3, 400: 4}
 """t_start -> DDIM steps. GCDR uses 2 steps; a 500-step DDIM schedule (diffusers) only takes strides 500 // n, so
 t_start 300 and 400 run 3 and 4 steps (stride 100, as 200 / 2)."""
 METRICS = ("auc", "avg_l2", "min_l2")
-DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False}
+DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False, "scheduler": None}
 """Run settings a ``results.json`` without them was made with (``steps`` was always recorded)."""
 
 
@@ -56,6 +58,7 @@ def run_config(fraction: float, seed: int, settings: dict) -> pipeline.PipelineC
         student_steps=settings["steps"],
         t_start=t_start_for(fraction),
         diffusion_epochs=settings["teacher_epochs"],
+        student_scheduler=settings["scheduler"],
     )
     if settings["guide"]:
         config.diffusion["encoder_guide"] = "gazelle_synth"
@@ -118,11 +121,14 @@ def main() -> None:
     parser.add_argument("--guide", action="store_true",
                         help="condition the teacher on the supervised-only student (gazelab.gcdr.guide)")  # fmt: skip
     parser.add_argument("--no-ablation", action="store_true", help="skip the t_start ablation")
+    parser.add_argument("--scheduler", choices=("cosine", "constant"), default="cosine",
+                        help="the students' learning rate over their steps (and the teacher's guides')")  # fmt: skip
     args = parser.parse_args()
     if not (args.data / "priors" / "meta.json").is_file():
         params = SimulationParams(p_correct=args.p_correct, missed_target_weight=args.missed_target_weight)
         write_simulated_priors(args.data, params)
-    settings = {"steps": args.steps, "teacher_epochs": args.teacher_epochs, "guide": args.guide}
+    scheduler = None if args.scheduler == "constant" else args.scheduler
+    settings = {"steps": args.steps, "teacher_epochs": args.teacher_epochs, "guide": args.guide, "scheduler": scheduler}
     start = time.perf_counter()
     middle = sorted(args.fractions)[len(args.fractions) // 2]
     runs: dict[float, list[dict]] = {}
