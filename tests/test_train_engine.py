@@ -185,7 +185,7 @@ class StepRates(L.Callback):
 
 
 def test_cosine_anneals_per_step_over_max_steps_when_the_run_has_no_max_epochs(data, tmp_path):
-    """The GCDR pipeline's students are bounded by steps only: their rate must still reach ``min_lr``."""
+    """The GCDR pipeline's students are bounded by steps only: their rate must still anneal toward ``min_lr``."""
     module = GazeModule(name="gazelle_tiny", lr=0.01, scheduler="cosine", min_lr=0.001)
     datamodule = GazeDataModule(train=str(data["train"]), batch_size=2, num_workers=0,
                                 feature_cache=str(data["cache"]), augment=cacheable("gazelle"))  # fmt: skip
