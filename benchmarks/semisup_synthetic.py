@@ -11,13 +11,19 @@ metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on
     gazelab synth --out data/bench --preset benchmark --workers 2 --priors
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
         [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation] [--guide] [--teacher-epochs 20]
-        [--scheduler cosine|constant]
+        [--scheduler cosine|constant] [--teacher-from runs/earlier]
 
 A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
 be filled over several invocations (same data and settings; results made with other ``--steps``,
 ``--teacher-epochs``, ``--guide`` or ``--scheduler`` are refused; results that predate ``--scheduler`` were
 made with ``constant``). A finished seed that lacks the ablation gets only the
 ablation, from the teacher it saved.
+
+``--teacher-from`` trains only the students: each (fraction, seed) takes the refined pseudo-labels and the
+diffusion teacher of that (fraction, seed) in an earlier ``--out`` (same data; its ``--guide`` and
+``--teacher-epochs`` must match), so student settings (``--steps``, ``--scheduler``) can change without training
+the teacher again. The split is the same because it is drawn from the seed. The teacher's guides were that run's
+supervised-only students, so its results record which run and student settings the teacher came from.
 
 Prints one table per metric (mean +- spread over seeds), GCDR's margin over each rival (mean, and per seed:
 the seeds share a split and a labelled stream, so the per-seed differences are the paired comparison), and
@@ -42,7 +48,7 @@ T_STARTS = {100: 2, 200: 2, 250: 2, 300: 3, 400: 4}
 """t_start -> DDIM steps. GCDR uses 2 steps; a 500-step DDIM schedule (diffusers) only takes strides 500 // n, so
 t_start 300 and 400 run 3 and 4 steps (stride 100, as 200 / 2)."""
 METRICS = ("auc", "avg_l2", "min_l2")
-DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False, "scheduler": None}
+DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False, "scheduler": None, "teacher_from": None}
 """Run settings a ``results.json`` without them was made with (``steps`` was always recorded)."""
 
 
@@ -65,30 +71,52 @@ def run_config(fraction: float, seed: int, settings: dict) -> pipeline.PipelineC
     return config
 
 
-def run_seed(data: Path, out: Path, config: pipeline.PipelineConfig) -> dict[str, dict]:
-    """Every row for one (fraction, seed); the teacher stays in ``out/diffusion`` for the ablation."""
+def teacher_source(source: Path, settings: dict) -> dict:
+    """What a students-only run needs to know of the earlier run whose teacher it reuses (``--teacher-from``)."""
+    done = source / "results.json"
+    if not (done.is_file() and (source / "refined").is_dir()):
+        raise SystemExit(f"{source}: no finished run there (results.json and refined/) — run it first, or drop "
+                         "--teacher-from")  # fmt: skip
+    made = json.loads(done.read_text())
+    for key in ("guide", "teacher_epochs"):
+        if made.get(key, DEFAULTS[key]) != settings[key]:
+            raise SystemExit(f"{done}: its teacher was made with {key}={made.get(key, DEFAULTS[key])}, not "
+                             f"{settings[key]} — pass the same --guide / --teacher-epochs")  # fmt: skip
+    return {"path": str(source), "student_steps": made["steps"], "student_scheduler": made.get("scheduler")}
+
+
+def run_seed(data: Path, out: Path, config: pipeline.PipelineConfig, teacher: Path | None = None) -> dict[str, dict]:
+    """Every row for one (fraction, seed). The teacher stays in ``out/diffusion`` for the ablation; with
+    ``teacher`` (an earlier run's folder for this fraction and seed) its pseudo-labels are used instead."""
     files = pipeline.split_dataset(data, out / "split", config)
-    stores = {"prior": files.priors, "gcdr": out / "refined"}
+    if teacher and files.labelled.read_text() != (teacher / "split" / files.labelled.name).read_text():
+        raise SystemExit(f"{teacher}: its labelled split differs from this one — was it made from other --data?")
+    refined = (teacher or out) / "refined"
+    stores = {"prior": files.priors, "gcdr": refined}
     supervised = pipeline.train_student(files, "supervised", stores, out / "supervised", config)
-    guides = pipeline.train_guides(files, out / "guides", config, supervised) if pipeline.guided(config) else None
-    model = pipeline.train_diffusion(files, out / "diffusion", config, guides)
-    pipeline.refine_priors(files, model, out / "refined", config)
+    if teacher is None:
+        guided = pipeline.guided(config)
+        guides = pipeline.train_guides(files, out / "guides", config, supervised) if guided else None
+        model = pipeline.train_diffusion(files, out / "diffusion", config, guides)
+        pipeline.refine_priors(files, model, refined, config)
     results = {"supervised": pipeline.evaluate(supervised, files)}
     for row in pipeline.ROWS[1:]:
         results[row] = pipeline.evaluate(pipeline.train_student(files, row, stores, out / row, config), files)
     results["pseudo_labels"] = {"raw": pipeline.evaluate_store(files.priors, files),
-                                "gcdr": pipeline.evaluate_store(out / "refined", files)}  # fmt: skip
+                                "gcdr": pipeline.evaluate_store(refined, files)}  # fmt: skip
     return results
 
 
-def run_ablation(data: Path, out: Path, config: pipeline.PipelineConfig, results: dict) -> dict[str, dict]:
+def run_ablation(
+    data: Path, out: Path, config: pipeline.PipelineConfig, results: dict, teacher: Path | None = None
+) -> dict[str, dict]:
     """GCDR students on priors refined from each of :data:`T_STARTS` by the teacher :func:`run_seed` saved (so a
     finished seed gets its ablation without training anything else again). The t_start the GCDR row already
-    used is that row, not a second run of it."""
+    used is that row, not a second run of it. ``teacher``: as in :func:`run_seed`."""
     from gazelab.gcdr.official import load_diffusion
 
     files = pipeline.split_dataset(data, out / "split", config)
-    model = load_diffusion(out / "diffusion" / "diffusion.ckpt")
+    model = load_diffusion((teacher or out) / "diffusion" / "diffusion.ckpt")
     ablation = {}
     for t_start, steps in T_STARTS.items():
         if (t_start, steps) == (config.t_start, config.steps):
@@ -123,12 +151,15 @@ def main() -> None:
     parser.add_argument("--no-ablation", action="store_true", help="skip the t_start ablation")
     parser.add_argument("--scheduler", choices=("cosine", "constant"), default="cosine",
                         help="the students' learning rate over their steps (and the teacher's guides')")  # fmt: skip
+    parser.add_argument("--teacher-from", type=Path,
+                        help="an earlier --out: reuse its teachers and pseudo-labels; only students train")  # fmt: skip
     args = parser.parse_args()
     if not (args.data / "priors" / "meta.json").is_file():
         params = SimulationParams(p_correct=args.p_correct, missed_target_weight=args.missed_target_weight)
         write_simulated_priors(args.data, params)
     scheduler = None if args.scheduler == "constant" else args.scheduler
-    settings = {"steps": args.steps, "teacher_epochs": args.teacher_epochs, "guide": args.guide, "scheduler": scheduler}
+    settings = {"steps": args.steps, "teacher_epochs": args.teacher_epochs, "guide": args.guide, "scheduler": scheduler,
+                "teacher_from": str(args.teacher_from) if args.teacher_from else None}  # fmt: skip
     start = time.perf_counter()
     middle = sorted(args.fractions)[len(args.fractions) // 2]
     runs: dict[float, list[dict]] = {}
@@ -142,11 +173,14 @@ def main() -> None:
             if result and made != settings:
                 raise SystemExit(f"{done}: made with {made}, not {settings} — use another --out")
             config = run_config(fraction, seed, settings)
+            teacher = args.teacher_from / out.name if args.teacher_from else None
             if not result:
-                result = {**settings, **run_seed(args.data, out, config)}
+                source = {"teacher": teacher_source(teacher, settings)} if teacher else {}
+                out.mkdir(parents=True, exist_ok=True)
+                result = {**settings, **source, **run_seed(args.data, out, config, teacher)}
                 done.write_text(json.dumps(result, indent=2))
             if ablation and "gcdr_t100" not in result:
-                result.update(run_ablation(args.data, out, config, result))
+                result.update(run_ablation(args.data, out, config, result, teacher))
                 done.write_text(json.dumps(result, indent=2))
             runs.setdefault(fraction, []).append(result)
             scores = ", ".join(f"{row} {result[row]['auc']:.3f}/{result[row]['avg_l2']:.3f}" for row in pipeline.ROWS)
