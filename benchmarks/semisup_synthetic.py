@@ -176,7 +176,6 @@ def main() -> None:
             teacher = args.teacher_from / out.name if args.teacher_from else None
             if not result:
                 source = {"teacher": teacher_source(teacher, settings)} if teacher else {}
-                out.mkdir(parents=True, exist_ok=True)
                 result = {**settings, **source, **run_seed(args.data, out, config, teacher)}
                 done.write_text(json.dumps(result, indent=2))
             if ablation and "gcdr_t100" not in result:
