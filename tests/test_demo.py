@@ -13,8 +13,9 @@ from gazelab.data.formats import read_annotations
 def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
     try:
-        main(["demo", "--out", str(out), "--images", "30", "--steps", "3", "--diffusion-epochs", "1",
-              "--p-correct", "0.9"])  # fmt: skip
+        main(["demo", "--out", str(out), "--images", "30", "--fraction", "0.3", "--steps", "3",
+              "--diffusion-epochs", "1", "--p-correct", "0.9", "--missed-target-weight", "0.4", "--guide",
+              "--scheduler", "cosine"])  # fmt: skip
     except SystemExit as done:
         assert done.code in (0, None)
     printed = capsys.readouterr().out
@@ -29,6 +30,7 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     # The prior quality asked for reaches the simulated store.
     prior_meta = json.loads((out / "data" / "priors" / "meta.json").read_text())
     assert summary["config"]["p_correct"] == prior_meta["params"]["p_correct"] == 0.9
+    assert summary["config"]["missed_target_weight"] == prior_meta["params"]["missed_target_weight"] == 0.4
     # The split covers the training images exactly once.
     train = read_annotations(out / "data" / "train_annotations_release.txt")
     labelled = read_annotations(out / "split" / "labelled.txt")
@@ -36,7 +38,8 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     assert labelled and unlabelled
     assert sorted([f.path for f in labelled] + [f.path for f in unlabelled]) == sorted(f.path for f in train)
     for name in ("prediction.png", "ground_truth.png", "pseudo_labels.png", "report.md", "gazelle_synth.pt",
-                 "diffusion/diffusion.ckpt", "refined/meta.json", "data/priors/meta.json"):  # fmt: skip
+                 "diffusion/diffusion.ckpt", "refined/meta.json", "data/priors/meta.json",
+                 "guides/full.pt", "guides/fold0.pt", "guides/fold1.pt"):  # fmt: skip
         assert (out / name).stat().st_size > 0
     # Every unlabelled person got a pseudo-label (the refined store covers the unlabelled side exactly).
     from gazelab.priors.store import PriorStore, person_key
@@ -44,4 +47,4 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     keys = {person_key(f, i) for f in unlabelled for i in range(len(f.people))}
     assert PriorStore(out / "refined").keys() == keys
     report = (out / "report.md").read_text()
-    assert "| GCDR student (10% labels + refined pseudo-labels) |" in report and "| refined (GCDR) |" in report
+    assert "| GCDR student (30% labels + refined pseudo-labels) |" in report and "| refined (GCDR) |" in report

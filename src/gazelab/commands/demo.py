@@ -17,14 +17,22 @@ def demo(
     steps: int = typer.Option(300, help="Training steps of each student."),
     diffusion_epochs: int = typer.Option(30, "--diffusion-epochs", help="Epochs of the diffusion teacher."),
     p_correct: float = typer.Option(0.6, "--p-correct", help="Share of simulated priors on the true target."),
+    missed_target_weight: float = typer.Option(
+        0.0, "--missed-target-weight", help="Weight of the true target's blob in a wrong prior (0: one blob)."
+    ),
+    guide: bool = typer.Option(False, "--guide/--no-guide", help="Condition the teacher on the supervised student."),
+    scheduler: str = typer.Option("constant", help="Students' learning rate: cosine (to 0) or constant."),
     seed: int = typer.Option(0, help="Seed of data, priors, split and training."),
 ) -> None:
     """GCDR end to end: synthetic data + simulated priors -> split -> diffusion teacher -> refined pseudo-labels
     -> GCDR and supervised-only students -> evaluation; writes report.md and prints the tables."""
     from gazelab.demo import DemoConfig, run_demo
 
+    if scheduler not in ("cosine", "constant"):
+        raise typer.BadParameter(f"--scheduler must be cosine or constant, got {scheduler!r}")
     config = DemoConfig(images=images, fraction=fraction, student_steps=steps, diffusion_epochs=diffusion_epochs,
-                        p_correct=p_correct, seed=seed)  # fmt: skip
+                        p_correct=p_correct, missed_target_weight=missed_target_weight, guide=guide,
+                        scheduler=None if scheduler == "constant" else scheduler, seed=seed)  # fmt: skip
     summary = run_demo(out, config)
     figures = " ".join(f"{k}={v:.4f}" if k != "minutes" else f"{k}={v:.2f}" for k, v in summary.items())
     typer.echo(f"RESULT demo {figures}")
