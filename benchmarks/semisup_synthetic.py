@@ -11,13 +11,13 @@ metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on
     gazelab synth --out data/bench --preset benchmark --workers 2 --priors
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
         [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation] [--guide] [--teacher-epochs 20]
-        [--scheduler cosine|constant] [--teacher-from runs/earlier]
+        [--scheduler cosine|constant] [--teacher-from runs/earlier] [--teacher-distractors 0.5]
 
 A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
 be filled over several invocations (same data and settings; results made with other ``--steps``,
-``--teacher-epochs``, ``--guide`` or ``--scheduler`` are refused; results that predate ``--scheduler`` were
-made with ``constant``). A finished seed that lacks the ablation gets only the
-ablation, from the teacher it saved.
+``--teacher-epochs``, ``--guide``, ``--teacher-distractors`` or ``--scheduler`` are refused; results that predate
+``--scheduler`` were made with ``constant``, those that predate ``--teacher-distractors`` with 0). A finished seed
+that lacks the ablation gets only the ablation, from the teacher it saved.
 
 ``--teacher-from`` trains only the students: each (fraction, seed) takes the refined pseudo-labels and the
 diffusion teacher of that (fraction, seed) in an earlier ``--out`` (same data; its ``--guide`` and
@@ -48,7 +48,8 @@ T_STARTS = {100: 2, 200: 2, 250: 2, 300: 3, 400: 4}
 """t_start -> DDIM steps. GCDR uses 2 steps; a 500-step DDIM schedule (diffusers) only takes strides 500 // n, so
 t_start 300 and 400 run 3 and 4 steps (stride 100, as 200 / 2)."""
 METRICS = ("auc", "avg_l2", "min_l2")
-DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False, "scheduler": None, "teacher_from": None}
+DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False, "scheduler": None, "teacher_from": None,
+            "teacher_distractors": 0.0}  # fmt: skip
 """Run settings a ``results.json`` without them was made with (``steps`` was always recorded)."""
 
 
@@ -64,6 +65,7 @@ def run_config(fraction: float, seed: int, settings: dict) -> pipeline.PipelineC
         student_steps=settings["steps"],
         t_start=t_start_for(fraction),
         diffusion_epochs=settings["teacher_epochs"],
+        diffusion_distractors=settings["teacher_distractors"],
         student_scheduler=settings["scheduler"],
     )
     if settings["guide"]:
@@ -78,10 +80,10 @@ def teacher_source(source: Path, settings: dict) -> dict:
         raise SystemExit(f"{source}: no finished run there (results.json and refined/) — run it first, or drop "
                          "--teacher-from")  # fmt: skip
     made = json.loads(done.read_text())
-    for key in ("guide", "teacher_epochs"):
+    for key in ("guide", "teacher_epochs", "teacher_distractors"):
         if made.get(key, DEFAULTS[key]) != settings[key]:
             raise SystemExit(f"{done}: its teacher was made with {key}={made.get(key, DEFAULTS[key])}, not "
-                             f"{settings[key]} — pass the same --guide / --teacher-epochs")  # fmt: skip
+                             f"{settings[key]} — pass the same {'--' + key.replace('_', '-')}")  # fmt: skip
     return {"path": str(source), "student_steps": made["steps"], "student_scheduler": made.get("scheduler")}
 
 
@@ -148,6 +150,9 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=20, help="epochs of the diffusion teacher")
     parser.add_argument("--guide", action="store_true",
                         help="condition the teacher on the supervised-only student (gazelab.gcdr.guide)")  # fmt: skip
+    parser.add_argument("--teacher-distractors", type=float, default=0.0,
+                        help="share of the teacher's training maps given a second, random blob before noising "
+                             "(gazelab.gcdr.corrupt; not in GCDR)")  # fmt: skip
     parser.add_argument("--no-ablation", action="store_true", help="skip the t_start ablation")
     parser.add_argument("--scheduler", choices=("cosine", "constant"), default="cosine",
                         help="the students' learning rate over their steps (and the teacher's guides')")  # fmt: skip
@@ -159,7 +164,8 @@ def main() -> None:
         write_simulated_priors(args.data, params)
     scheduler = None if args.scheduler == "constant" else args.scheduler
     settings = {"steps": args.steps, "teacher_epochs": args.teacher_epochs, "guide": args.guide, "scheduler": scheduler,
-                "teacher_from": str(args.teacher_from) if args.teacher_from else None}  # fmt: skip
+                "teacher_from": str(args.teacher_from) if args.teacher_from else None,
+                "teacher_distractors": args.teacher_distractors}  # fmt: skip
     start = time.perf_counter()
     middle = sorted(args.fractions)[len(args.fractions) // 2]
     runs: dict[float, list[dict]] = {}

@@ -31,6 +31,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from gazelab.data.targets import HEATMAP_SIZE
 from gazelab.gcdr.conditioning import prepare_inputs
+from gazelab.gcdr.corrupt import add_distractors
 from gazelab.gcdr.guide import guide_fold, guide_heatmaps
 from gazelab.gcdr.model import DiffusionConfig, HeatmapDiffusion
 from gazelab.gcdr.official import load_diffusion
@@ -97,6 +98,9 @@ class DiffusionModule(L.LightningModule):
         guide_folds: weights of the cross-fitted guide models, fold ``k``'s model trained on the labelled images
             outside fold ``k`` (:mod:`gazelab.gcdr.guide`); a labelled person's guide map comes from the model of
             their image's fold. Without them, labelled people are guided by ``guide_weights`` as well.
+        distractors: share of labelled training people whose map gets a second, random blob before it is
+            noised (:func:`gazelab.gcdr.corrupt.add_distractors`; the loss still asks for the clean map). 0 in
+            the published recipe.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class DiffusionModule(L.LightningModule):
         direction_weight: float = 10.0,
         guide_weights: str | None = None,
         guide_folds: Sequence[str] = (),
+        distractors: float = 0.0,
     ) -> None:
         super().__init__()
         base = DiffusionConfig.tiny() if tiny else DiffusionConfig()
@@ -176,9 +181,9 @@ class DiffusionModule(L.LightningModule):
                 guide[rows] = guide_heatmaps(model, [pictures[r] for r in rows], heads[rows])[:, None].to(guide)
         return {**inputs, "guide": guide}
 
-    def _predict(self, targets: Tensor, inputs: dict[str, Tensor], index: Tensor, noise: Tensor) -> Tensor:
+    def _predict(self, clean: Tensor, inputs: dict[str, Tensor], index: Tensor, noise: Tensor) -> Tensor:
         schedule = self.model.schedule
-        x_t = schedule.q_sample(targets[:, None], index, noise)
+        x_t = schedule.q_sample(clean[:, None], index, noise)
         return self.model(schedule.to_model(x_t), schedule.embedding_value(index), **inputs)[:, 0]
 
     def supervised_loss(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
@@ -186,7 +191,8 @@ class DiffusionModule(L.LightningModule):
         targets = batch["heatmaps"].to(self.device, torch.float32)
         index = torch.randint(0, self.model.config.timesteps, (len(targets),), device=self.device)
         inputs = self._inputs(batch, labelled=True)
-        pred = self._predict(targets, inputs, index, torch.randn_like(targets[:, None]))
+        noised = add_distractors(targets, self.hparams.distractors) if self.training else targets
+        pred = self._predict(noised, inputs, index, torch.randn_like(targets[:, None]))
         per_person = (pred - targets).pow(2).mean(dim=(-2, -1))
         inframe = batch["inout"].to(self.device) == 1
         loss = self.hparams.loss_weight * masked_mean(per_person, inframe)

@@ -68,6 +68,8 @@ class PipelineConfig:
     guide_folds: int = 2
     """Cross-fitting folds of the teacher's guide model, when ``diffusion`` names one (``encoder_guide``)."""
     diffusion_epochs: int = 20
+    diffusion_distractors: float = 0.0
+    """Share of the teacher's training maps given a second, random blob before noising (``gazelab.gcdr.corrupt``)."""
     diffusion_lr: float = 1e-3
     diffusion_batch: int = 32
     t_start: int = 250
@@ -163,7 +165,8 @@ def train_diffusion(files: SplitFiles, out: Path, config: PipelineConfig, guides
         raise ValueError("a teacher with encoder_guide needs its guides (train_guides), and only it")
     L.seed_everything(config.seed, verbose=False)
     extra = {} if guides is None else {"guide_weights": str(guides.full), "guide_folds": [str(f) for f in guides.folds]}
-    module = DiffusionModule(config=config.diffusion, lr=config.diffusion_lr, protocol=PROTOCOL, **extra)
+    module = DiffusionModule(config=config.diffusion, lr=config.diffusion_lr, protocol=PROTOCOL,
+                             distractors=config.diffusion_distractors, **extra)  # fmt: skip
     data = GazeDataModule(train=str(files.labelled), root=str(files.root), image_size=config.image_size,
                           augment="gcdr", heatmap_rule="chong", sampling="person", in_frame_only=True,
                           batch_size=config.diffusion_batch, num_workers=0, seed=config.seed)  # fmt: skip
