@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import torch
+
 from gazelab.cli import main
 from gazelab.data.formats import read_annotations
 
@@ -15,7 +17,7 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     try:
         main(["demo", "--out", str(out), "--images", "30", "--fraction", "0.3", "--steps", "3",
               "--diffusion-epochs", "1", "--p-correct", "0.9", "--missed-target-weight", "0.4", "--guide",
-              "--scheduler", "cosine"])  # fmt: skip
+              "--scheduler", "cosine", "--teacher-distractors", "0.5"])  # fmt: skip
     except SystemExit as done:
         assert done.code in (0, None)
     printed = capsys.readouterr().out
@@ -31,6 +33,8 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     prior_meta = json.loads((out / "data" / "priors" / "meta.json").read_text())
     assert summary["config"]["p_correct"] == prior_meta["params"]["p_correct"] == 0.9
     assert summary["config"]["missed_target_weight"] == prior_meta["params"]["missed_target_weight"] == 0.4
+    teacher = torch.load(out / "diffusion" / "diffusion.ckpt", map_location="cpu", weights_only=False)
+    assert teacher["hyper_parameters"]["distractors"] == 0.5
     # The split covers the training images exactly once.
     train = read_annotations(out / "data" / "train_annotations_release.txt")
     labelled = read_annotations(out / "split" / "labelled.txt")

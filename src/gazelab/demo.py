@@ -44,6 +44,9 @@ class DemoConfig:
     more), as ``benchmarks/semisup_synthetic.py --guide`` does. Off by default: with the benchmark's setting
     (two-blob prior, guide, cosine) the demo's 300-step students still do not show GCDR's gain, and the two extra
     students cost time (measured: README, ``gazelab demo``)."""
+    teacher_distractors: float = 0.0
+    """Share of the teacher's training maps given a second, random blob before noising (``gazelab.gcdr.corrupt``;
+    not in GCDR): teaches it to choose between the blobs of a two-blob prior."""
     scheduler: str | None = None
     """The students' learning rate over their steps: None keeps it constant, ``cosine`` anneals it to 0."""
     seed: int = 0
@@ -122,7 +125,8 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
         raise GazelabError(f"{out}: folder exists and is not an earlier demo output — choose another --out")
     data = out / "data"
     run = PipelineConfig(fraction=config.fraction, seed=config.seed, student_steps=config.student_steps,
-                         diffusion_epochs=config.diffusion_epochs, student_scheduler=config.scheduler)  # fmt: skip
+                         diffusion_epochs=config.diffusion_epochs, student_scheduler=config.scheduler,
+                         diffusion_distractors=config.teacher_distractors)  # fmt: skip
     if config.guide:
         run.diffusion["encoder_guide"] = run.student
 
@@ -191,12 +195,16 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
     (out / "summary.json").write_text(
         json.dumps({"config": asdict(config), "results": rows, "pseudo_labels": quality, **summary}, indent=2)
     )
+    teacher = f"{config.diffusion_epochs} epochs"
+    if config.guide:
+        teacher += ", guided by the supervised-only student (cross-fitted)"
+    if config.teacher_distractors:
+        teacher += f", {config.teacher_distractors:.0%} of its training maps with a distractor blob"
     (out / "report.md").write_text(
         "# gazelab demo: GCDR on synthetic data\n\n"
         f"`benchmark` scenes, {config.images} images (seed {config.seed}), simulated Grad-CAM priors "
         f"(p_correct {config.p_correct}, missed_target_weight {config.missed_target_weight}); "
-        f"{config.fraction:.0%} of the training images labelled. Teacher: {config.diffusion_epochs} epochs"
-        f"{', guided by the supervised-only student (cross-fitted)' if config.guide else ''}; refinement from "
+        f"{config.fraction:.0%} of the training images labelled. Teacher: {teacher}; refinement from "
         f"t_start {run.t_start}, {run.steps} DDIM steps. Students: `{run.student}`, {config.student_steps} steps "
         f"each ({config.scheduler or 'constant'} learning rate), batches of {run.labelled_per_batch} labelled + "
         f"{run.unlabelled_per_batch} unlabelled people (supervised-only: the same labelled people per batch, "

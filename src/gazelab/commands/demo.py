@@ -21,6 +21,9 @@ def demo(
         0.0, "--missed-target-weight", help="Weight of the true target's blob in a wrong prior (0: one blob)."
     ),
     guide: bool = typer.Option(False, "--guide/--no-guide", help="Condition the teacher on the supervised student."),
+    teacher_distractors: float = typer.Option(
+        0.0, "--teacher-distractors", help="Share of the teacher's training maps given a random second blob."
+    ),
     scheduler: str = typer.Option("constant", help="Students' learning rate: cosine (to 0) or constant."),
     seed: int = typer.Option(0, help="Seed of data, priors, split and training."),
 ) -> None:
@@ -32,6 +35,7 @@ def demo(
         raise typer.BadParameter(f"--scheduler must be cosine or constant, got {scheduler!r}")
     config = DemoConfig(images=images, fraction=fraction, student_steps=steps, diffusion_epochs=diffusion_epochs,
                         p_correct=p_correct, missed_target_weight=missed_target_weight, guide=guide,
+                        teacher_distractors=teacher_distractors,
                         scheduler=None if scheduler == "constant" else scheduler, seed=seed)  # fmt: skip
     summary = run_demo(out, config)
     figures = " ".join(f"{k}={v:.4f}" if k != "minutes" else f"{k}={v:.2f}" for k, v in summary.items())
