@@ -191,8 +191,8 @@ class DiffusionModule(L.LightningModule):
         targets = batch["heatmaps"].to(self.device, torch.float32)
         index = torch.randint(0, self.model.config.timesteps, (len(targets),), device=self.device)
         inputs = self._inputs(batch, labelled=True)
-        noised = add_distractors(targets, self.hparams.distractors) if self.training else targets
-        pred = self._predict(noised, inputs, index, torch.randn_like(targets[:, None]))
+        corrupted = add_distractors(targets, self.hparams.distractors) if self.training else targets
+        pred = self._predict(corrupted, inputs, index, torch.randn_like(targets[:, None]))
         per_person = (pred - targets).pow(2).mean(dim=(-2, -1))
         inframe = batch["inout"].to(self.device) == 1
         loss = self.hparams.loss_weight * masked_mean(per_person, inframe)
