@@ -87,23 +87,74 @@ def teacher_source(source: Path, settings: dict) -> dict:
     return {"path": str(source), "student_steps": made["steps"], "student_scheduler": made.get("scheduler")}
 
 
-def run_seed(data: Path, out: Path, config: pipeline.PipelineConfig, teacher: Path | None = None) -> dict[str, dict]:
-    """Every row for one (fraction, seed). The teacher stays in ``out/diffusion`` for the ablation; with
-    ``teacher`` (an earlier run's folder for this fraction and seed) its pseudo-labels are used instead."""
+def claim(folder: Path, settings: dict) -> None:
+    """Mark ``folder`` as made with ``settings`` (``settings.json``), or refuse it when it was made with others:
+    the stages below reuse what a folder holds, so a stopped run resumes only with the settings it began with."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mark = folder / "settings.json"
+    if mark.is_file() and (made := json.loads(mark.read_text())) != settings:
+        raise SystemExit(f"{mark}: made with {made}, not {settings} — use another --out")
+    mark.write_text(json.dumps(settings, indent=2))
+
+
+def student_scores(files: pipeline.SplitFiles, row: str, stores: dict, out: Path, config) -> dict[str, float]:
+    """One row's test scores, its student trained at most once: the student's weights (``student.pt``) and
+    scores (``scores.json``) are written as soon as it is done, so a stopped run resumes at the next student."""
+    from gazelab.train.export import official_state_dict, save_weights
+
+    done = out / "scores.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    model = pipeline.train_student(files, row, stores, out, config)
+    save_weights(official_state_dict(model, include_backbone=True), out / "student.pt")
+    scores = pipeline.evaluate(model, files)
+    done.write_text(json.dumps(scores, indent=2))
+    return scores
+
+
+def guides(files: pipeline.SplitFiles, out: Path, config: pipeline.PipelineConfig) -> pipeline.Guides:
+    """The teacher's guides in ``out / "guides"``: reused when all are there, else trained from the saved
+    supervised-only student (:func:`student_scores` wrote it)."""
+    from gazelab.models import create_model
+
+    folder = out / "guides"
+    weights = [folder / "full.pt", *(folder / f"fold{k}.pt" for k in range(config.guide_folds))]
+    if all(path.is_file() for path in weights):
+        return pipeline.Guides(weights[0], weights[1:])
+    supervised = create_model(config.student, pretrained=out / "supervised" / "student.pt").eval()
+    return pipeline.train_guides(files, folder, config, supervised)
+
+
+def teacher_model(files: pipeline.SplitFiles, out: Path, config: pipeline.PipelineConfig):
+    """The diffusion teacher of ``out``: loaded when its checkpoint is there (written once training ends)."""
+    from gazelab.gcdr.official import load_diffusion
+
+    checkpoint = out / "diffusion" / "diffusion.ckpt"
+    if checkpoint.is_file():
+        return load_diffusion(checkpoint)
+    return pipeline.train_diffusion(
+        files, out / "diffusion", config, guides(files, out, config) if pipeline.guided(config) else None
+    )
+
+
+def run_seed(
+    data: Path, out: Path, full: Path, config: pipeline.PipelineConfig, teacher: Path | None = None
+) -> dict[str, dict]:
+    """Every row for one (fraction, seed), each stage resumable (see :func:`student_scores`). The teacher stays in
+    ``out/diffusion`` for the ablation; with ``teacher`` (an earlier run's folder for this fraction and seed) its
+    pseudo-labels are used instead. ``full``: the fully supervised row's folder, shared by every fraction of the
+    seed (it trains on every label, so the split does not change it)."""
     files = pipeline.split_dataset(data, out / "split", config)
     if teacher and files.labelled.read_text() != (teacher / "split" / files.labelled.name).read_text():
         raise SystemExit(f"{teacher}: its labelled split differs from this one — was it made from other --data?")
     refined = (teacher or out) / "refined"
     stores = {"prior": files.priors, "gcdr": refined}
-    supervised = pipeline.train_student(files, "supervised", stores, out / "supervised", config)
+    results = {"supervised": student_scores(files, "supervised", stores, out / "supervised", config)}
     if teacher is None:
-        guided = pipeline.guided(config)
-        guides = pipeline.train_guides(files, out / "guides", config, supervised) if guided else None
-        model = pipeline.train_diffusion(files, out / "diffusion", config, guides)
-        pipeline.refine_priors(files, model, refined, config)
-    results = {"supervised": pipeline.evaluate(supervised, files)}
-    for row in pipeline.ROWS[1:]:
-        results[row] = pipeline.evaluate(pipeline.train_student(files, row, stores, out / row, config), files)
+        pipeline.refine_priors(files, teacher_model(files, out, config), refined, config)
+    for row in ("gcdr", "argmax", "raw"):
+        results[row] = student_scores(files, row, stores, out / row, config)
+    results["full"] = student_scores(files, "full", stores, full, config)
     results["pseudo_labels"] = {"raw": pipeline.evaluate_store(files.priors, files),
                                 "gcdr": pipeline.evaluate_store(refined, files)}  # fmt: skip
     return results
@@ -127,8 +178,9 @@ def run_ablation(
         refined = out / f"refined_t{t_start}"
         ablated = replace(config, t_start=t_start, steps=steps)
         pipeline.refine_priors(files, model, refined, ablated)
-        student = pipeline.train_student(files, "gcdr", {"gcdr": refined}, out / f"gcdr_t{t_start}", ablated)
-        ablation[f"gcdr_t{t_start}"] = pipeline.evaluate(student, files)
+        ablation[f"gcdr_t{t_start}"] = student_scores(
+            files, "gcdr", {"gcdr": refined}, out / f"gcdr_t{t_start}", ablated
+        )
         ablation[f"pseudo_labels_t{t_start}"] = pipeline.evaluate_store(refined, files)
     return ablation
 
@@ -182,7 +234,10 @@ def main() -> None:
             teacher = args.teacher_from / out.name if args.teacher_from else None
             if not result:
                 source = {"teacher": teacher_source(teacher, settings)} if teacher else {}
-                result = {**settings, **source, **run_seed(args.data, out, config, teacher)}
+                full = args.out / f"full_s{seed}"
+                claim(out, settings)
+                claim(full, {key: settings[key] for key in ("steps", "scheduler")})
+                result = {**settings, **source, **run_seed(args.data, out, full, config, teacher)}
                 done.write_text(json.dumps(result, indent=2))
             if ablation and "gcdr_t100" not in result:
                 result.update(run_ablation(args.data, out, config, result, teacher))
