@@ -17,7 +17,11 @@ A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not r
 be filled over several invocations (same data and settings; results made with other ``--steps``,
 ``--teacher-epochs``, ``--guide``, ``--teacher-distractors`` or ``--scheduler`` are refused; results that predate
 ``--scheduler`` were made with ``constant``, those that predate ``--teacher-distractors`` with 0). A finished seed
-that lacks the ablation gets only the ablation, from the teacher it saved.
+that lacks the ablation gets only the ablation, from the teacher it saved. Within a (fraction, seed), every stage
+is kept as soon as it is done (each student's ``student.pt`` and ``scores.json``, the guides, the teacher's
+checkpoint, the refined pseudo-labels), so a stopped run starts again at the stage it was in; ``settings.json``
+refuses a resume with other settings. The fully supervised student does not depend on the split: it trains once
+per seed (``full_s<seed>``) and serves every fraction.
 
 ``--teacher-from`` trains only the students: each (fraction, seed) takes the refined pseudo-labels and the
 diffusion teacher of that (fraction, seed) in an earlier ``--out`` (same data; its ``--guide`` and
