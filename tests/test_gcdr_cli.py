@@ -64,9 +64,14 @@ def test_refine_writes_a_store_and_resumes(dataset: Path, weights: Path, tmp_pat
             assert record.heatmap.min() >= 0 and record.heatmap.max() == pytest.approx(1, abs=1e-3)
             changed += not np.array_equal(record.heatmap, prior.heatmap)
     assert changed > 0
-    before = {r.key: r.heatmap.tobytes() for r in refined}
-    again = tmp_path / "again"  # another batch size gives the very same maps (per-person seeds)
+    before = len(refined)
+    # Another batch size gives the same maps (per-person seeds), up to rounding: a CPU's convolution kernels may
+    # round differently per batch size (measured on AVX2: 1-2 float16 steps, <= 5e-4). Another seed moves them by ~1.
+    again = tmp_path / "again"
     assert _run(refine(again, "--batch-size", "5")) == 0
-    assert {r.key: r.heatmap.tobytes() for r in PriorStore(again)} == before
-    assert _run(args) == 0 and len(PriorStore(out)) == len(before)  # a rerun finds nothing left to do
+    other = PriorStore(again)
+    assert other.keys() == refined.keys()
+    for record in refined:
+        np.testing.assert_allclose(other.get(record.image, record.person).heatmap, record.heatmap, rtol=0, atol=2e-3)
+    assert _run(args) == 0 and len(PriorStore(out)) == before  # a rerun finds nothing left to do
     assert _run([*args, "--t-start", "300"]) == 2  # other options than the store was made with

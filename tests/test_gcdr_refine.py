@@ -95,13 +95,15 @@ def test_trained_tiny_model_moves_noisy_priors_towards_the_truth() -> None:
         "inout": torch.ones(4),
     }
     losses = []
-    for _ in range(80):
+    for _ in range(120):
         loss, _ = module.supervised_loss(batch)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
-    assert sum(losses[-20:]) / 20 < 0.25 * losses[0]  # 1e4 x MSE; ~69 for the initial all-zero prediction
+    # 1e4 x MSE; ~69 for the initial all-zero prediction. The last 20 steps' mean was 0.01-0.06 of it over start
+    # seeds on an AVX2 CPU (80 steps: 0.04-0.29, so the CPU's rounding decided whether the bar held).
+    assert sum(losses[-20:]) / 20 < 0.25 * losses[0]
     # Priors: the target shifted, plus a stronger distractor blob, plus noise.
     g = torch.Generator().manual_seed(1)
     distractor = gaussian_heatmaps(1 - POINTS)

@@ -8,6 +8,7 @@ import torch
 
 from gazelab.data.targets import head_token_map
 from gazelab.errors import GazelabError
+from gazelab.infer import predictor as predictor_module
 from gazelab.infer.predictor import Predictor, precision_context
 from gazelab.models import create_model
 
@@ -29,13 +30,21 @@ def random_heads(count: int, seed: int = 1) -> list[tuple[float, float, float, f
     return [(x, y, x + s, y + s) for (x, y), s in zip(corners.tolist(), sizes.tolist(), strict=True)]
 
 
+@pytest.fixture
+def bf16_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let bf16 run on any CPU. The Predictor refuses bf16 where the hardware has no native kernels (it would be
+    slower than fp32), but torch emulates them with the same numbers, so the accuracy checks below hold on every
+    CPU; the refusal has its own test."""
+    monkeypatch.setattr(predictor_module, "has_fast_bf16", lambda device: True)
+
+
 def predict(model, picture, heads, **options):
     predictor = Predictor(model, **options)
     predictor.set_image(picture)
     return predictor.predict(heads)
 
 
-def test_bf16_path_stays_close_to_fp32(model, picture) -> None:
+def test_bf16_path_stays_close_to_fp32(model, picture, bf16_kernels) -> None:
     heads = random_heads(20)
     exact, fast = predict(model, picture, heads), predict(model, picture, heads, precision="bf16")
     differences = [np.abs(a.heatmap - b.heatmap).max() for a, b in zip(exact, fast, strict=True)]
@@ -57,7 +66,7 @@ def test_fp32_options_leave_predictions_unchanged(model, picture) -> None:
         assert a.point == c.point
 
 
-def test_predict_batch_uses_the_same_fast_path(model, picture) -> None:
+def test_predict_batch_uses_the_same_fast_path(model, picture, bf16_kernels) -> None:
     heads = random_heads(3)
     single = predict(model, picture, heads, precision="bf16")
     predictor = Predictor(model, precision="bf16")
@@ -71,9 +80,12 @@ def test_unknown_precision_is_a_user_error(model) -> None:
         Predictor(model, precision="fp16")
 
 
-def test_bf16_without_native_kernels_is_refused() -> None:
+def test_bf16_without_native_kernels_is_refused(model, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(GazelabError, match="no fast bf16 kernels"):
         precision_context("bf16", torch.device("meta"))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # a CPU without AVX512-BF16
+    with pytest.raises(GazelabError, match="this cpu has no fast bf16 kernels: use precision='fp32'"):
+        Predictor(model, precision="bf16")
 
 
 def test_vectorised_head_maps_equal_a_per_person_loop() -> None:

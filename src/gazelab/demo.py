@@ -43,7 +43,7 @@ class DemoConfig:
     """Condition the teacher on the supervised-only student (``gazelab.gcdr.guide``; two cross-fitted students
     more), as ``benchmarks/semisup_synthetic.py --guide`` does. Off by default: with the benchmark's setting
     (two-blob prior, guide, cosine) the demo's 300-step students still do not show GCDR's gain, and the two extra
-    students cost time (measured: README, ``gazelab demo``)."""
+    students cost time (measured: docs/gcdr.md, "`gazelab demo`, measured")."""
     teacher_distractors: float = 0.0
     """Share of the teacher's training maps given a second, random blob before noising (``gazelab.gcdr.corrupt``;
     not in GCDR): teaches it to choose between the blobs of a two-blob prior."""

@@ -16,10 +16,15 @@ import torch
 from gazelab.eval.metrics import EvalTargets, get_protocol
 
 TOLERANCE = 1e-6
+INTERPOLATE_AUC_TOLERANCE = 1e-5
+"""Gaze-LLE's AUC upsamples with torch's float32 bilinear kernel, whose last bit depends on the CPU's vector
+instruction set (ATen dispatches AVX-512 / AVX2 / scalar builds of it); a flipped tie between two pixels moves
+one person's AUC by a few 1e-6 (measured on an AVX2 CPU: 5.9e-6 on 1 of 160 people). The official code run on
+such a CPU gives the same shift; test_metrics.py checks the protocol against torch + sklearn on this CPU at 1e-12."""
 
 
-def _close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOLERANCE, equal_nan=True, err_msg=what)
+def _close(actual: np.ndarray, expected: np.ndarray, what: str, tolerance: float = TOLERANCE) -> None:
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=tolerance, equal_nan=True, err_msg=what)
 
 
 def _check_gazefollow(inputs: np.lib.npyio.NpzFile, expected: np.lib.npyio.NpzFile) -> None:
@@ -34,7 +39,8 @@ def _check_gazefollow(inputs: np.lib.npyio.NpzFile, expected: np.lib.npyio.NpzFi
     ):
         report = get_protocol(protocol).evaluate(targets, heatmaps=heatmaps)
         assert report.protocol == protocol
-        _close(report.per_sample["auc"], expected[key], f"{protocol} auc")
+        tolerance = INTERPOLATE_AUC_TOLERANCE if protocol == "gazefollow" else TOLERANCE
+        _close(report.per_sample["auc"], expected[key], f"{protocol} auc", tolerance)
         _close(report.per_sample["avg_l2"], expected["avg_l2"], f"{protocol} avg_l2")
         _close(report.per_sample["min_l2"], expected["min_l2"], f"{protocol} min_l2")
 

@@ -7,8 +7,10 @@ position while the model replaces its shape with a gaze-heatmap-like one; ``from
 samples from pure noise (the ablation, and the validation sampler: 10 steps from T).
 
 Every random draw comes from per-sample ``torch.Generator`` seeds (on the CPU, then moved), so a person's
-pseudo-label depends on its seed only — not on the batch it happens to be in, the device, or the global random
-state — and a resumed run reproduces an uninterrupted one. ``samples`` > 1 averages several draws per person.
+pseudo-label's noise depends on its seed only — not on the batch it happens to be in, the device, or the global
+random state — and a resumed run reproduces an uninterrupted one up to floating-point rounding (a CPU's
+convolution kernels may round differently per batch size: a float16 step or two of the stored map).
+``samples`` > 1 averages several draws per person.
 """
 
 from __future__ import annotations

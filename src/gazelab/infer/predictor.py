@@ -34,6 +34,14 @@ def check_precision(precision: str) -> None:
         raise GazelabError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
 
 
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 matmuls and convolutions natively (CUDA from Ampere on; CPUs with AVX512-BF16
+    or AMX). Elsewhere torch emulates bf16: same numbers, slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def precision_context(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
     """What the image encoder runs under: nothing for fp32 (exact), bf16 autocast where the hardware has bf16
     kernels.
@@ -45,11 +53,7 @@ def precision_context(precision: str, device: torch.device) -> Callable[[], Abst
     check_precision(precision)
     if precision == "fp32":
         return nullcontext
-    if device.type == "cuda":
-        supported = torch.cuda.is_bf16_supported()
-    else:
-        supported = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    if not supported:
+    if not has_fast_bf16(device):
         raise GazelabError(f"this {device.type} has no fast bf16 kernels: use precision='fp32'")
     return partial(torch.autocast, device.type, dtype=torch.bfloat16)
 
