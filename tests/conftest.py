@@ -41,3 +41,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def bf16_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the Predictor run bf16 on any CPU. It refuses bf16 where the hardware has no native kernels (slower than
+    fp32 there), but torch emulates them with the same numbers, so accuracy checks of the bf16 path hold on every
+    CPU; test_predictor_fast.py tests the refusal itself."""
+    from gazelab.infer import predictor
+
+    monkeypatch.setattr(predictor, "has_fast_bf16", lambda device: True)

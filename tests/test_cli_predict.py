@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from gazelab.cli import main
-from gazelab.infer import predictor as predictor_module
 from gazelab.models import checkpoints
 
 TINY = ["--model", "gazelle_tiny_inout", "--weights", "none"]
@@ -157,11 +156,10 @@ def test_models_lists_the_zoo_and_what_is_cached(tmp_path, monkeypatch, capsys) 
     assert "gazelle_tiny" not in out and "gazelle_dinov2_vitl14_inout" in out
 
 
-def test_bf16_precision_is_a_predict_option(shared_data, tmp_path, capsys, monkeypatch) -> None:
+def test_bf16_precision_is_a_predict_option(shared_data, tmp_path, capsys, bf16_kernels) -> None:
     """``--precision bf16`` runs the encoder under bf16 autocast: same people, heatmaps close to fp32's; an
     unknown precision is a one-line error. bf16 is allowed on any CPU here (torch emulates what the hardware
-    lacks, with the same numbers); test_predictor_fast.py checks the refusal on CPUs without native kernels."""
-    monkeypatch.setattr(predictor_module, "has_fast_bf16", lambda device: True)
+    lacks, with the same numbers: the ``bf16_kernels`` fixture); test_predictor_fast.py checks the refusal."""
     image = str(shared_data / "images" / "image1.jpg")
     boxes = ["--heads", "386,80,446,140;168,99,221,152", "--save-heatmaps"]
     maps = {}

@@ -8,7 +8,6 @@ import torch
 
 from gazelab.data.targets import head_token_map
 from gazelab.errors import GazelabError
-from gazelab.infer import predictor as predictor_module
 from gazelab.infer.predictor import Predictor, precision_context
 from gazelab.models import create_model
 
@@ -28,14 +27,6 @@ def random_heads(count: int, seed: int = 1) -> list[tuple[float, float, float, f
     rng = np.random.default_rng(seed)
     corners, sizes = rng.uniform(0, 0.85, (count, 2)), rng.uniform(0.03, 0.15, count)
     return [(x, y, x + s, y + s) for (x, y), s in zip(corners.tolist(), sizes.tolist(), strict=True)]
-
-
-@pytest.fixture
-def bf16_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let bf16 run on any CPU. The Predictor refuses bf16 where the hardware has no native kernels (it would be
-    slower than fp32), but torch emulates them with the same numbers, so the accuracy checks below hold on every
-    CPU; the refusal has its own test."""
-    monkeypatch.setattr(predictor_module, "has_fast_bf16", lambda device: True)
 
 
 def predict(model, picture, heads, **options):
