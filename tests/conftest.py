@@ -12,7 +12,6 @@ from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GAZELAB_SHARED_DATA", PROJECT_ROOT / ".." / "shared" / "data"))
-REAL_GAZEFOLLOW = SHARED_DATA / "gazefollow_val_annotations_new.txt"
 
 
 def write_image(path: Path, size: tuple[int, int], seed: int = 0) -> Path:

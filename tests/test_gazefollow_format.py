@@ -4,14 +4,18 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import REAL_GAZEFOLLOW, write_image
+from conftest import write_image
 
 from gazelab.data.formats import read_annotations
 from gazelab.data.formats.gazefollow import VARIANTS, read_gazefollow, write_gazefollow
 from gazelab.errors import DataError
 from gazelab.types import Box, Frame, Person
 
-REAL_ROWS = [line.split(",") for line in REAL_GAZEFOLLOW.read_text().splitlines()] if REAL_GAZEFOLLOW.exists() else []
+
+@pytest.fixture
+def real_rows(shared_data: Path) -> list[list[str]]:
+    """The real file's rows, split into columns (missing shared data fails with the fixture's clear message)."""
+    return [line.split(",") for line in (shared_data / "gazefollow_val_annotations_new.txt").read_text().splitlines()]
 
 
 def test_real_file_parses_with_published_counts(shared_data: Path) -> None:
@@ -45,8 +49,8 @@ def _variant_row(row: list[str], variant: str) -> list[str]:
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_every_column_variant_is_detected(tmp_path: Path, variant: str) -> None:
-    rows = [_variant_row(r, variant) for r in REAL_ROWS[:50]]
+def test_every_column_variant_is_detected(tmp_path: Path, variant: str, real_rows: list[list[str]]) -> None:
+    rows = [_variant_row(r, variant) for r in real_rows[:50]]
     assert len(rows[0]) == VARIANTS[variant].columns
     path = tmp_path / "ann.txt"
     path.write_text("\n".join(",".join(r) for r in rows) + "\n")
@@ -54,7 +58,7 @@ def test_every_column_variant_is_detected(tmp_path: Path, variant: str) -> None:
     assert frames.report.format == f"gazefollow:{variant}"
     assert frames.report.rows_kept == 50
     first = frames[0].people[0]
-    assert first.gaze[0] == pytest.approx((float(REAL_ROWS[0][8]), float(REAL_ROWS[0][9])))
+    assert first.gaze[0] == pytest.approx((float(real_rows[0][8]), float(real_rows[0][9])))
     if VARIANTS[variant].body_px is not None:
         assert first.extra["body_px"] == (10.0, 20.0, 30.0, 40.0)
 
