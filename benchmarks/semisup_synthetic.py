@@ -12,6 +12,7 @@ metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
         [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation] [--guide] [--teacher-epochs 20]
         [--scheduler cosine|constant] [--teacher-from runs/earlier] [--teacher-distractors 0.5]
+        [--device auto|cpu|cuda] [--workers 0]
 
 A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
 be filled over several invocations (same data and settings; results made with other ``--steps``,
@@ -20,8 +21,10 @@ be filled over several invocations (same data and settings; results made with ot
 that lacks the ablation gets only the ablation, from the teacher it saved. Within a (fraction, seed), every stage
 is kept as soon as it is done (each student's ``student.pt`` and ``scores.json``, the guides, the teacher's
 checkpoint, the refined pseudo-labels), so a stopped run starts again at the stage it was in; ``settings.json``
-refuses a resume with other settings. The fully supervised student does not depend on the split: it trains once
-per seed (``full_s<seed>``) and serves every fraction.
+refuses a resume with other settings. ``--device`` and ``--workers`` are not settings of a run: each
+``results.json`` records the device of the invocation that finished it (rows made on different devices differ
+by float rounding, which students amplify, so compare rows of one device). The fully supervised student does
+not depend on the split: it trains once per seed (``full_s<seed>``) and serves every fraction.
 
 ``--teacher-from`` trains only the students: each (fraction, seed) takes the refined pseudo-labels and the
 diffusion teacher of that (fraction, seed) in an earlier ``--out`` (same data; its ``--guide`` and
@@ -45,6 +48,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from gazelab.device import resolve_device
+from gazelab.errors import GazelabError
 from gazelab.priors.simulate import SimulationParams, write_simulated_priors
 from gazelab.semisup import pipeline
 
@@ -111,7 +116,7 @@ def student_scores(files: pipeline.SplitFiles, row: str, stores: dict, out: Path
         return json.loads(done.read_text())
     model = pipeline.train_student(files, row, stores, out, config)
     save_weights(official_state_dict(model, include_backbone=True), out / "student.pt")
-    scores = pipeline.evaluate(model, files)
+    scores = pipeline.evaluate(model, files, config.device)
     done.write_text(json.dumps(scores, indent=2))
     return scores
 
@@ -214,7 +219,14 @@ def main() -> None:
                         help="the students' learning rate over their steps (and the teacher's guides')")  # fmt: skip
     parser.add_argument("--teacher-from", type=Path,
                         help="an earlier --out: reuse its teachers and pseudo-labels; only students train")  # fmt: skip
+    parser.add_argument("--device", default="auto", help="where to train and predict: auto (the GPU if any), cpu, cuda")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="data-loading processes while training (0 on a CPU; a few on a GPU)")  # fmt: skip
     args = parser.parse_args()
+    try:
+        device = str(resolve_device(args.device))
+    except GazelabError as err:
+        raise SystemExit(str(err)) from None
     if not (args.data / "priors" / "meta.json").is_file():
         params = SimulationParams(p_correct=args.p_correct, missed_target_weight=args.missed_target_weight)
         write_simulated_priors(args.data, params)
@@ -234,14 +246,14 @@ def main() -> None:
             made = {k: result.get(k, DEFAULTS[k]) for k in settings}
             if result and made != settings:
                 raise SystemExit(f"{done}: made with {made}, not {settings} — use another --out")
-            config = run_config(fraction, seed, settings)
+            config = replace(run_config(fraction, seed, settings), device=device, workers=args.workers)
             teacher = args.teacher_from / out.name if args.teacher_from else None
             if not result:
                 source = {"teacher": teacher_source(teacher, settings)} if teacher else {}
                 full = args.out / f"full_s{seed}"
                 claim(out, settings)
                 claim(full, {key: settings[key] for key in ("steps", "scheduler")})
-                result = {**settings, **source, **run_seed(args.data, out, full, config, teacher)}
+                result = {**settings, **source, **run_seed(args.data, out, full, config, teacher), "device": device}
                 done.write_text(json.dumps(result, indent=2))
             if ablation and "gcdr_t100" not in result:
                 result.update(run_ablation(args.data, out, config, result, teacher))

@@ -17,7 +17,8 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     try:
         main(["demo", "--out", str(out), "--images", "30", "--fraction", "0.3", "--steps", "3",
               "--diffusion-epochs", "1", "--p-correct", "0.9", "--missed-target-weight", "0.4", "--guide",
-              "--scheduler", "cosine", "--teacher-distractors", "0.5"])  # fmt: skip
+              "--scheduler", "cosine", "--teacher-distractors", "0.5", "--device", "cpu",
+              "--workers", "1"])  # fmt: skip
     except SystemExit as done:
         assert done.code in (0, None)
     printed = capsys.readouterr().out
@@ -33,6 +34,8 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     prior_meta = json.loads((out / "data" / "priors" / "meta.json").read_text())
     assert summary["config"]["p_correct"] == prior_meta["params"]["p_correct"] == 0.9
     assert summary["config"]["missed_target_weight"] == prior_meta["params"]["missed_target_weight"] == 0.4
+    # Training stages loaded their data in a worker process (as on a GPU machine), two-stream batches included.
+    assert summary["config"]["device"] == "cpu" and summary["config"]["workers"] == 1
     teacher = torch.load(out / "diffusion" / "diffusion.ckpt", map_location="cpu", weights_only=False)
     assert teacher["hyper_parameters"]["distractors"] == 0.5
     # The split covers the training images exactly once.

@@ -26,7 +26,7 @@ def load_benchmark():
 
 def run(benchmark, monkeypatch, data: Path, out: Path, steps: int = 2) -> None:
     argv = [str(SCRIPT), "--data", str(data), "--out", str(out), "--seeds", "0", "--fractions", "0.3", "--steps",
-            str(steps), "--teacher-epochs", "1", "--guide", "--no-ablation"]  # fmt: skip
+            str(steps), "--teacher-epochs", "1", "--guide", "--no-ablation", "--device", "cpu"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     benchmark.main()
 
@@ -40,6 +40,7 @@ def test_a_stopped_run_trains_only_what_is_missing(tmp_path: Path, monkeypatch, 
     run(benchmark, monkeypatch, data, out)
     seed = out / "f0.3_s0"
     first = json.loads((seed / "results.json").read_text())
+    assert first["device"] == "cpu"
     for folder in [seed / row for row in ROWS] + [out / "full_s0"]:
         assert (folder / "student.pt").is_file()
         assert json.loads((folder / "scores.json").read_text()).keys() == {"auc", "avg_l2", "min_l2"}

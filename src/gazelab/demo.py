@@ -50,6 +50,10 @@ class DemoConfig:
     scheduler: str | None = None
     """The students' learning rate over their steps: None keeps it constant, ``cosine`` anneals it to 0."""
     seed: int = 0
+    device: str = "auto"
+    """Where to train and predict (:attr:`gazelab.semisup.pipeline.PipelineConfig.device`)."""
+    workers: int = 0
+    """Data-loading processes of the training stages (0 on a CPU)."""
 
 
 def _table(rows: dict[str, dict[str, float]], title: str) -> Table:
@@ -126,7 +130,8 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
     data = out / "data"
     run = PipelineConfig(fraction=config.fraction, seed=config.seed, student_steps=config.student_steps,
                          diffusion_epochs=config.diffusion_epochs, student_scheduler=config.scheduler,
-                         diffusion_distractors=config.teacher_distractors)  # fmt: skip
+                         diffusion_distractors=config.teacher_distractors, device=config.device,
+                         workers=config.workers)  # fmt: skip
     if config.guide:
         run.diffusion["encoder_guide"] = run.student
 
@@ -171,8 +176,8 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), console: Console | No
     console.rule(f"7. evaluate on the test split (protocol {PROTOCOL})")
     gcdr_row, supervised_row = (f"GCDR student ({config.fraction:.0%} labels + refined pseudo-labels)",
                                 f"supervised-only student ({config.fraction:.0%} labels)")  # fmt: skip
-    rows = {gcdr_row: pipeline.evaluate(students["gcdr"], files),
-            supervised_row: pipeline.evaluate(students["supervised"], files)}  # fmt: skip
+    rows = {gcdr_row: pipeline.evaluate(students["gcdr"], files, run.device),
+            supervised_row: pipeline.evaluate(students["supervised"], files, run.device)}  # fmt: skip
     targets = targets_from_frames(test)
     center = make_baseline("center", len(targets), None, config.seed)
     rows["baseline: centre prior"] = get_protocol(PROTOCOL).evaluate(targets, heatmaps=center.heatmaps).summary

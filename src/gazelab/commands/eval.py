@@ -61,9 +61,12 @@ def eval_command(
     split: str = typer.Option("test", help="Split folder for tree formats (VAT, ChildPlay)."),
     seed: int = typer.Option(0, help="Seed of --baseline random."),
     save_heatmaps: bool = typer.Option(False, "--save-heatmaps", help="Also write heatmaps.npz."),
-    device: str = typer.Option("cpu", help="Where to compute the metrics (cpu, cuda, cuda:1, ...)."),
+    device: str = typer.Option(
+        "cpu", help="Where to compute the metrics (cpu, cuda, cuda:1, ..., or auto: the GPU if any)."
+    ),
 ) -> None:
     """Score predictions (or a baseline) under a named evaluation protocol and write a report."""
+    from gazelab.device import resolve_device
     from gazelab.eval.baselines import make_baseline
     from gazelab.eval.metrics import get_protocol, missing_image_sizes
     from gazelab.eval.predictions import read_predictions, targets_from_frames
@@ -81,7 +84,7 @@ def eval_command(
     if model is not None:
         if chosen.needs_image_size and targets.image_sizes is None:
             raise missing_image_sizes(chosen.name)
-        heatmaps, inout = _run_model(model, weights, frames, batch_size, _device(device))
+        heatmaps, inout = _run_model(model, weights, frames, batch_size, resolve_device(device))
         source = f"model {model} ({weights or 'pretrained'} weights)"
     elif baseline is not None:
         if chosen.needs_image_size and targets.image_sizes is None:
@@ -95,7 +98,7 @@ def eval_command(
             raise missing_image_sizes(chosen.name)
         heatmaps, points, inout = loaded.heatmaps, loaded.points, loaded.inout
         source = "predictions " + ", ".join(p.name for p in predictions)
-    report = _score(chosen, targets, heatmaps, points, inout, _device(device))
+    report = _score(chosen, targets, heatmaps, points, inout, resolve_device(device))
     _write(out, frames, report, heatmaps, points, inout, save_heatmaps, source, annotations)
     console.print(f"{source} — protocol {report.protocol}")
     console.print(_table(report))
@@ -123,17 +126,6 @@ def _run_model(
         task = bar.add_task("predicting", total=frames.num_people)
         made = predict_frames(net, frames, batch_size, device, progress=lambda n: bar.advance(task, n))
     return made.heatmaps, made.inout
-
-
-def _device(name: str) -> torch.device:
-    import torch
-
-    try:
-        device = torch.device(name)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as err:
-        raise GazelabError(f"--device {name}: not usable here ({err})") from None
-    return device
 
 
 def _score(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gazelab.data.formats import read_annotations, write_gazefollow
 from gazelab.data.splits import split_frames
+from gazelab.device import lightning_devices, resolve_device
 from gazelab.errors import GazelabError
 from gazelab.semisup.config import SemiSupervision
 from gazelab.semisup.hide import hide_labels
@@ -75,6 +76,13 @@ class PipelineConfig:
     t_start: int = 250
     steps: int = 2
     image_size: int = 224
+    device: str = "auto"
+    """Where every stage runs (:func:`gazelab.device.resolve_device`): ``auto`` takes the GPU when there is one.
+    The rows' numbers depend on it (float rounding differs between devices and the students amplify it), so
+    compare rows made on one device."""
+    workers: int = 0
+    """Data-loading processes of every training stage: 0 on a CPU, where loading shares the cores with training;
+    a few on a GPU, where one process cannot decode images as fast as the GPU trains on them."""
 
 
 @dataclass
@@ -114,11 +122,12 @@ def split_dataset(data: Path, out: Path, config: PipelineConfig, priors: Path | 
                       priors or data / "priors")  # fmt: skip
 
 
-def _trainer(out: Path, **kwargs: Any):
+def _trainer(out: Path, config: PipelineConfig, **kwargs: Any):
     import lightning.pytorch as L
 
-    options = dict(accelerator="cpu", devices=1, default_root_dir=out, logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    options = dict(**lightning_devices(resolve_device(config.device)), default_root_dir=out, logger=False,
+                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                   num_sanity_val_steps=0)  # fmt: skip
     options.update(kwargs)
     return L.Trainer(**options)
 
@@ -169,8 +178,8 @@ def train_diffusion(files: SplitFiles, out: Path, config: PipelineConfig, guides
                              distractors=config.diffusion_distractors, **extra)  # fmt: skip
     data = GazeDataModule(train=str(files.labelled), root=str(files.root), image_size=config.image_size,
                           augment="gcdr", heatmap_rule="chong", sampling="person", in_frame_only=True,
-                          batch_size=config.diffusion_batch, num_workers=0, seed=config.seed)  # fmt: skip
-    trainer = _trainer(out, max_epochs=config.diffusion_epochs, limit_val_batches=0)
+                          batch_size=config.diffusion_batch, num_workers=config.workers, seed=config.seed)  # fmt: skip
+    trainer = _trainer(out, config, max_epochs=config.diffusion_epochs, limit_val_batches=0)
     _fit(trainer, module, data)
     trainer.save_checkpoint(out / "diffusion.ckpt", weights_only=True)
     return module.model.eval()
@@ -187,7 +196,7 @@ def refine_priors(files: SplitFiles, model, out: Path, config: PipelineConfig, p
     priors = PriorStore(files.priors)
     store = PriorStore(out, create=True, meta=PseudoLabeller.meta(refine, config.seed, "in-memory", priors))
     frames = hide_labels(read_annotations(files.unlabelled, root=files.root))
-    labeller = PseudoLabeller(Refiner(model, refine), priors, config.seed)
+    labeller = PseudoLabeller(Refiner(model.to(resolve_device(config.device)), refine), priors, config.seed)
     run_job(pending(frames, store), labeller, store, batch_size=64, flush_every=4096, progress=progress)
     return store
 
@@ -208,7 +217,7 @@ def student_data(files: SplitFiles, row: str, stores: dict[str, Path], config: P
         train = files.root / "train_annotations_release.txt"
     return GazeDataModule(train=str(train), root=str(files.root), image_size=config.image_size, augment="gazelle",
                           heatmap_rule="gazelle", sampling="person", batch_size=config.labelled_per_batch,
-                          num_workers=0, seed=config.seed, semisup=semisup)  # fmt: skip
+                          num_workers=config.workers, seed=config.seed, semisup=semisup)  # fmt: skip
 
 
 def train_student(files: SplitFiles, row: str, stores: dict[str, Path], out: Path, config: PipelineConfig):
@@ -221,19 +230,20 @@ def train_student(files: SplitFiles, row: str, stores: dict[str, Path], out: Pat
     module = GazeModule(name=config.student, train_backbone=True, losses=config.student_losses, protocol=PROTOCOL,
                         optimizer="adamw", lr=config.student_lr, weight_decay=0.01,
                         scheduler=config.student_scheduler)  # fmt: skip
-    trainer = _trainer(out, max_steps=config.student_steps, max_epochs=-1, limit_val_batches=0)
+    trainer = _trainer(out, config, max_steps=config.student_steps, max_epochs=-1, limit_val_batches=0)
     _fit(trainer, module, student_data(files, row, stores, config))
     return module.model.eval()
 
 
-def evaluate(model, files: SplitFiles) -> dict[str, float]:
-    """AUC / avg L2 / min L2 of ``model`` on the synthetic test split (protocol ``gazefollow``)."""
+def evaluate(model, files: SplitFiles, device: str = "auto") -> dict[str, float]:
+    """AUC / avg L2 / min L2 of ``model`` on the synthetic test split (protocol ``gazefollow``), its heatmaps
+    predicted on ``device`` (see :attr:`PipelineConfig.device`)."""
     from gazelab.eval.evaluate import predict_frames
     from gazelab.eval.metrics import get_protocol
     from gazelab.eval.predictions import targets_from_frames
 
     test = read_annotations(files.test, root=files.root)
-    heatmaps = predict_frames(model, test).heatmaps
+    heatmaps = predict_frames(model, test, device=resolve_device(device)).heatmaps
     return get_protocol(PROTOCOL).evaluate(targets_from_frames(test), heatmaps=heatmaps).summary
 
 
