@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
@@ -40,8 +41,29 @@ def test_lightning_trains_on_the_named_device_alone() -> None:
     assert lightning_devices(torch.device("cpu")) == {"accelerator": "cpu", "devices": 1}
 
 
-def test_the_pipeline_trainer_follows_the_config(tmp_path: Path) -> None:
-    trainer = pipeline._trainer(tmp_path, pipeline.PipelineConfig(device="cpu"), max_steps=1)
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_pipeline_trainer_follows_the_config_and_keeps_lightnings_info_lines(tmp_path: Path) -> None:
+    import lightning.pytorch as L
+
+    lightning_log, records = logging.getLogger("lightning.pytorch"), Records()
+    lightning_log.addHandler(records)
+    try:
+        L.Trainer(accelerator="cpu", devices=1, logger=False, default_root_dir=tmp_path)
+        plain = [r.getMessage() for r in records.records]
+        records.records.clear()
+        trainer = pipeline._trainer(tmp_path, pipeline.PipelineConfig(device="cpu"), max_steps=1)
+    finally:
+        lightning_log.removeHandler(records)
+    assert any("GPU available" in message for message in plain)  # what a plain Trainer logs (INFO)
+    assert records.records == [] and lightning_log.level == logging.INFO  # held back, then the level restored
     assert trainer.strategy.root_device == torch.device("cpu")
     with pytest.raises(GazelabError, match=f"--device {UNUSABLE}"):
         pipeline._trainer(tmp_path, pipeline.PipelineConfig(device=UNUSABLE), max_steps=1)

@@ -15,8 +15,10 @@ semi-supervised protocol. So the rows differ only in what the unlabelled people 
 
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,9 +104,23 @@ class Guides:
     folds: list[Path]
 
 
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's INFO lines held back while a stage builds and fits its trainer: the devices it found, an advert
+    for its cloud logger, why fit stopped and the data module's row counts, four or five lines per stage, would
+    bury the report of ``gazelab demo`` and the benchmark. Warnings and errors still show."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _fit(trainer, module, data) -> None:
     """``trainer.fit`` without Lightning's hints that do not apply to these small in-process runs."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_lightning():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -129,7 +145,8 @@ def _trainer(out: Path, config: PipelineConfig, **kwargs: Any):
                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                    num_sanity_val_steps=0)  # fmt: skip
     options.update(kwargs)
-    return L.Trainer(**options)
+    with _quiet_lightning():
+        return L.Trainer(**options)
 
 
 def guided(config: PipelineConfig) -> bool:
