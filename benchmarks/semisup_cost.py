@@ -77,6 +77,8 @@ def main() -> None:
         device = str(resolve_device(args.device))
     except GazelabError as err:
         raise SystemExit(str(err)) from None
+    if args.workers < 0:
+        raise SystemExit(f"--workers {args.workers}: give 0 (load in the training process) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = {"steps": 10, "teacher_epochs": 1, "guide": True, "scheduler": "cosine", "teacher_distractors": 0.5}

@@ -227,6 +227,8 @@ def main() -> None:
         device = str(resolve_device(args.device))
     except GazelabError as err:
         raise SystemExit(str(err)) from None
+    if args.workers < 0:
+        raise SystemExit(f"--workers {args.workers}: give 0 (load in the training process) or more")
     if not (args.data / "priors" / "meta.json").is_file():
         params = SimulationParams(p_correct=args.p_correct, missed_target_weight=args.missed_target_weight)
         write_simulated_priors(args.data, params)
