@@ -12,12 +12,13 @@ metadata), so the absolute numbers describe this simulation, not VQA Grad-CAM on
     python benchmarks/semisup_synthetic.py --data data/bench [--seeds 0 1 2] [--fractions 0.05 0.1 0.2]
         [--steps 1500] [--out runs/semisup_synthetic] [--no-ablation] [--guide] [--teacher-epochs 20]
         [--scheduler cosine|constant] [--teacher-from runs/earlier] [--teacher-distractors 0.5]
-        [--device auto|cpu|cuda] [--workers 0]
+        [--device auto|cpu|cuda] [--workers 0] [--refine-samples 1]
 
 A (fraction, seed) whose ``results.json`` is already in ``--out`` is read, not run again, so a long table can
 be filled over several invocations (same data and settings; results made with other ``--steps``,
-``--teacher-epochs``, ``--guide``, ``--teacher-distractors`` or ``--scheduler`` are refused; results that predate
-``--scheduler`` were made with ``constant``, those that predate ``--teacher-distractors`` with 0). A finished seed
+``--teacher-epochs``, ``--guide``, ``--teacher-distractors``, ``--refine-samples`` or ``--scheduler`` are
+refused; results that predate ``--scheduler`` were made with ``constant``, those that predate
+``--teacher-distractors`` with 0, those that predate ``--refine-samples`` with 1). A finished seed
 that lacks the ablation gets only the ablation, from the teacher it saved. Within a (fraction, seed), every stage
 is kept as soon as it is done (each student's ``student.pt`` and ``scores.json``, the guides, the teacher's
 checkpoint, the refined pseudo-labels), so a stopped run starts again at the stage it was in; ``settings.json``
@@ -58,7 +59,7 @@ T_STARTS = {100: 2, 200: 2, 250: 2, 300: 3, 400: 4}
 t_start 300 and 400 run 3 and 4 steps (stride 100, as 200 / 2)."""
 METRICS = ("auc", "avg_l2", "min_l2")
 DEFAULTS = {"steps": None, "teacher_epochs": 20, "guide": False, "scheduler": None, "teacher_from": None,
-            "teacher_distractors": 0.0}  # fmt: skip
+            "teacher_distractors": 0.0, "refine_samples": 1}  # fmt: skip
 """Run settings a ``results.json`` without them was made with (``steps`` was always recorded)."""
 
 
@@ -76,6 +77,7 @@ def run_config(fraction: float, seed: int, settings: dict) -> pipeline.PipelineC
         diffusion_epochs=settings["teacher_epochs"],
         diffusion_distractors=settings["teacher_distractors"],
         student_scheduler=settings["scheduler"],
+        refine_samples=settings["refine_samples"],
     )
     if settings["guide"]:
         config.diffusion["encoder_guide"] = "gazelle_synth"
@@ -89,7 +91,7 @@ def teacher_source(source: Path, settings: dict) -> dict:
         raise SystemExit(f"{source}: no finished run there (results.json and refined/) — run it first, or drop "
                          "--teacher-from")  # fmt: skip
     made = json.loads(done.read_text())
-    for key in ("guide", "teacher_epochs", "teacher_distractors"):
+    for key in ("guide", "teacher_epochs", "teacher_distractors", "refine_samples"):
         if made.get(key, DEFAULTS[key]) != settings[key]:
             raise SystemExit(f"{done}: its teacher was made with {key}={made.get(key, DEFAULTS[key])}, not "
                              f"{settings[key]} — pass the same {'--' + key.replace('_', '-')}")  # fmt: skip
@@ -101,8 +103,11 @@ def claim(folder: Path, settings: dict) -> None:
     the stages below reuse what a folder holds, so a stopped run resumes only with the settings it began with."""
     folder.mkdir(parents=True, exist_ok=True)
     mark = folder / "settings.json"
-    if mark.is_file() and (made := json.loads(mark.read_text())) != settings:
-        raise SystemExit(f"{mark}: made with {made}, not {settings} — use another --out")
+    if mark.is_file():
+        made = json.loads(mark.read_text())
+        made = {**{key: DEFAULTS[key] for key in settings if key not in made and key in DEFAULTS}, **made}
+        if made != settings:
+            raise SystemExit(f"{mark}: made with {made}, not {settings} — use another --out")
     mark.write_text(json.dumps(settings, indent=2))
 
 
@@ -214,6 +219,8 @@ def main() -> None:
     parser.add_argument("--teacher-distractors", type=float, default=0.0,
                         help="share of the teacher's training maps given a second, random blob before noising "
                              "(gazelab.gcdr.corrupt; not in GCDR)")  # fmt: skip
+    parser.add_argument("--refine-samples", type=int, default=1,
+                        help="refinement draws averaged per pseudo-label (GCDR: 1)")  # fmt: skip
     parser.add_argument("--no-ablation", action="store_true", help="skip the t_start ablation")
     parser.add_argument("--scheduler", choices=("cosine", "constant"), default="cosine",
                         help="the students' learning rate over their steps (and the teacher's guides')")  # fmt: skip
@@ -235,7 +242,7 @@ def main() -> None:
     scheduler = None if args.scheduler == "constant" else args.scheduler
     settings = {"steps": args.steps, "teacher_epochs": args.teacher_epochs, "guide": args.guide, "scheduler": scheduler,
                 "teacher_from": str(args.teacher_from) if args.teacher_from else None,
-                "teacher_distractors": args.teacher_distractors}  # fmt: skip
+                "teacher_distractors": args.teacher_distractors, "refine_samples": args.refine_samples}  # fmt: skip
     start = time.perf_counter()
     middle = sorted(args.fractions)[len(args.fractions) // 2]
     runs: dict[float, list[dict]] = {}

@@ -26,7 +26,8 @@ def load_benchmark():
 
 def run(benchmark, monkeypatch, data: Path, out: Path, steps: int = 2) -> None:
     argv = [str(SCRIPT), "--data", str(data), "--out", str(out), "--seeds", "0", "--fractions", "0.3", "--steps",
-            str(steps), "--teacher-epochs", "1", "--guide", "--no-ablation", "--device", "cpu"]  # fmt: skip
+            str(steps), "--teacher-epochs", "1", "--guide", "--no-ablation", "--device", "cpu",
+            "--refine-samples", "2"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     benchmark.main()
 
@@ -40,7 +41,8 @@ def test_a_stopped_run_trains_only_what_is_missing(tmp_path: Path, monkeypatch, 
     run(benchmark, monkeypatch, data, out)
     seed = out / "f0.3_s0"
     first = json.loads((seed / "results.json").read_text())
-    assert first["device"] == "cpu"
+    assert first["device"] == "cpu" and first["refine_samples"] == 2
+    assert json.loads((seed / "refined" / "meta.json").read_text())["samples"] == 2  # averaged draws per label
     for folder in [seed / row for row in ROWS] + [out / "full_s0"]:
         assert (folder / "student.pt").is_file()
         assert json.loads((folder / "scores.json").read_text()).keys() == {"auc", "avg_l2", "min_l2"}
@@ -74,3 +76,15 @@ def test_a_stopped_run_trains_only_what_is_missing(tmp_path: Path, monkeypatch, 
         run(benchmark, monkeypatch, data, out, steps=3)
     assert trained == ["gcdr"]
     capsys.readouterr()
+
+
+def test_settings_written_before_a_setting_existed_resume_with_its_default(tmp_path: Path) -> None:
+    benchmark = load_benchmark()
+    old = {"steps": 2, "teacher_epochs": 1, "guide": True, "scheduler": "cosine", "teacher_from": None,
+           "teacher_distractors": 0.0}  # fmt: skip
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    benchmark.claim(tmp_path, {**old, "refine_samples": 1})  # made with one sample, as every run before the flag
+    assert json.loads((tmp_path / "settings.json").read_text())["refine_samples"] == 1
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="use another --out"):
+        benchmark.claim(tmp_path, {**old, "refine_samples": 8})

@@ -77,6 +77,9 @@ class PipelineConfig:
     diffusion_batch: int = 32
     t_start: int = 250
     steps: int = 2
+    refine_samples: int = 1
+    """Refinement draws averaged per person (:attr:`gazelab.gcdr.refine.RefineConfig.samples`): one commits each
+    pseudo-label to one blob; several keep the teacher's doubt between blobs in the label."""
     image_size: int = 224
     device: str = "auto"
     """Where every stage runs (:func:`gazelab.device.resolve_device`): ``auto`` takes the GPU when there is one.
@@ -209,7 +212,7 @@ def refine_priors(files: SplitFiles, model, out: Path, config: PipelineConfig, p
     from gazelab.priors.jobs import pending, run_job
     from gazelab.priors.store import PriorStore
 
-    refine = RefineConfig(t_start=config.t_start, steps=config.steps)
+    refine = RefineConfig(t_start=config.t_start, steps=config.steps, samples=config.refine_samples)
     priors = PriorStore(files.priors)
     store = PriorStore(out, create=True, meta=PseudoLabeller.meta(refine, config.seed, "in-memory", priors))
     frames = hide_labels(read_annotations(files.unlabelled, root=files.root))
