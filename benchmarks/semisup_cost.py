@@ -32,12 +32,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from semisup_synthetic import run_config
+from semisup_synthetic import add_device_arguments, checked_device, run_config
 
 from gazelab.data.formats import read_annotations
 from gazelab.data.synthetic import preset, write_dataset
-from gazelab.device import resolve_device
-from gazelab.errors import GazelabError
 from gazelab.models import create_model
 from gazelab.priors.simulate import SimulationParams, write_simulated_priors
 from gazelab.semisup import pipeline
@@ -64,8 +62,7 @@ def people(path: Path) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto (the GPU if any), cpu, cuda, cuda:1")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading processes while training")
+    add_device_arguments(parser)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--data", type=Path, help="a benchmark folder to take the people counts from")
     parser.add_argument("--fraction", type=float, default=0.2, help="labelled fraction of the projected run")
@@ -73,12 +70,7 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=20, help="teacher epochs of the projected run")
     parser.add_argument("--timing-images", type=int, default=120, help="images of the timing set")
     args = parser.parse_args()
-    try:
-        device = str(resolve_device(args.device))
-    except GazelabError as err:
-        raise SystemExit(str(err)) from None
-    if args.workers < 0:
-        raise SystemExit(f"--workers {args.workers}: give 0 (load in the training process) or more")
+    device = checked_device(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = {"steps": 10, "teacher_epochs": 1, "guide": True, "scheduler": "cosine", "teacher_distractors": 0.5}

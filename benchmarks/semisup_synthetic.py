@@ -199,6 +199,24 @@ def run_ablation(
     return ablation
 
 
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--workers``, shared with ``semisup_cost.py``: where every stage runs, not a run setting."""
+    parser.add_argument("--device", default="auto", help="where to train and predict: auto (the GPU if any), cpu, cuda")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="data-loading processes while training (0 on a CPU; a few on a GPU)")  # fmt: skip
+
+
+def checked_device(args: argparse.Namespace) -> str:
+    """The device of ``--device``, checked before any work (a one-line exit when unusable or ``--workers`` < 0)."""
+    try:
+        device = str(resolve_device(args.device))
+    except GazelabError as err:
+        raise SystemExit(str(err)) from None
+    if args.workers < 0:
+        raise SystemExit(f"--workers {args.workers}: give 0 (load in the training process) or more")
+    return device
+
+
 def spread(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -226,16 +244,9 @@ def main() -> None:
                         help="the students' learning rate over their steps (and the teacher's guides')")  # fmt: skip
     parser.add_argument("--teacher-from", type=Path,
                         help="an earlier --out: reuse its teachers and pseudo-labels; only students train")  # fmt: skip
-    parser.add_argument("--device", default="auto", help="where to train and predict: auto (the GPU if any), cpu, cuda")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="data-loading processes while training (0 on a CPU; a few on a GPU)")  # fmt: skip
+    add_device_arguments(parser)
     args = parser.parse_args()
-    try:
-        device = str(resolve_device(args.device))
-    except GazelabError as err:
-        raise SystemExit(str(err)) from None
-    if args.workers < 0:
-        raise SystemExit(f"--workers {args.workers}: give 0 (load in the training process) or more")
+    device = checked_device(args)
     if not (args.data / "priors" / "meta.json").is_file():
         params = SimulationParams(p_correct=args.p_correct, missed_target_weight=args.missed_target_weight)
         write_simulated_priors(args.data, params)
